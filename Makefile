@@ -1,0 +1,39 @@
+# The README's commands. Each one creates .venv and installs what it needs on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-test
+
+.PHONY: install test lint demo record bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make test: the whole suite offline (cassettes + stand-in server), then ruff and mypy.
+test: $(STAMP)
+	$(PY) -m pytest
+	$(MAKE) --no-print-directory lint
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests bench examples
+	$(PY) -m mypy
+
+## make demo: a small RAG run (AI/ML API when AIMLAPI_API_KEY is set, else the local model).
+demo: $(STAMP)
+	$(PY) examples/rag_demo.py
+
+## make record: re-record cassettes/ against $$AIMLAPI_BASE_URL with $$AIMLAPI_API_KEY.
+record: $(STAMP)
+	$(PY) -m pytest tests/test_cassettes.py --record-mode=rewrite -p no:randomly
+
+## make bench: throughput side by side (see bench/throughput.py --help).
+bench: $(STAMP)
+	$(PY) bench/throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -1,0 +1,125 @@
+"""Decode and validate an embeddings response body.
+
+The openai SDK builds a pydantic object around every float, which costs about 14x a plain
+``json.loads`` on large batches. We take the raw body instead and check it ourselves: one
+vector per input, every ``index`` present once, one dimension, finite values.
+Base64 payloads (``encoding_format="base64"``) are decoded with numpy as little-endian float32.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from aimlapi_bge.errors import ResponseValidationError
+
+__all__ = ["BatchResult", "decode_embeddings_response"]
+
+
+class BatchResult(NamedTuple):
+    """The vectors of one batch, in input order, and what the server charged for it."""
+
+    vectors: list[list[float]]
+    prompt_tokens: int | None = None
+    credits_used: float | None = None
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"non-finite value {name}")
+
+
+def _vector(raw: Any, position: int) -> list[float]:
+    if isinstance(raw, str):
+        try:
+            array = np.frombuffer(base64.b64decode(raw, validate=True), dtype="<f4")
+        except ValueError as exc:
+            raise ResponseValidationError(
+                f"Embedding {position} is not valid base64 float32 data: {exc}."
+            ) from exc
+        vector: list[float] = array.tolist()
+    elif isinstance(raw, list):
+        vector = raw
+    else:
+        raise ResponseValidationError(
+            f"Embedding {position} is a {type(raw).__name__}, not a list of floats."
+        )
+    try:
+        total = sum(vector)
+    except TypeError as exc:
+        raise ResponseValidationError(f"Embedding {position} holds non-numbers.") from exc
+    if not math.isfinite(total):
+        raise ResponseValidationError(f"Embedding {position} holds non-finite values.")
+    return vector
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def decode_embeddings_response(
+    content: bytes, expected_count: int, headers: Mapping[str, str] | None = None
+) -> BatchResult:
+    """Turn a raw ``/embeddings`` body into a :class:`BatchResult`.
+
+    Raises:
+        ResponseValidationError: malformed JSON, wrong vector count, a missing or duplicate
+            ``index``, mixed dimensions, or non-finite values.
+    """
+    try:
+        body = json.loads(content, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise ResponseValidationError(
+            f"The server's answer is not valid JSON ({exc}); {len(content)} bytes received."
+        ) from exc
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        raise ResponseValidationError("The server's answer has no 'data' list of embeddings.")
+    if len(data) != expected_count:
+        raise ResponseValidationError(
+            f"The server returned {len(data)} embeddings for {expected_count} texts."
+        )
+    vectors: list[list[float] | None] = [None] * expected_count
+    dimension: int | None = None
+    for item in data:
+        index = item.get("index") if isinstance(item, dict) else None
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise ResponseValidationError("An embedding in the answer has no integer 'index'.")
+        if not 0 <= index < expected_count:
+            raise ResponseValidationError(
+                f"Embedding index {index} is out of range for {expected_count} texts."
+            )
+        if vectors[index] is not None:
+            raise ResponseValidationError(f"Embedding index {index} appears twice in the answer.")
+        vector = _vector(item.get("embedding"), index)
+        if dimension is None:
+            dimension = len(vector)
+        if len(vector) != dimension or dimension == 0:
+            raise ResponseValidationError(
+                f"Embedding {index} has {len(vector)} dimensions, expected {dimension}."
+            )
+        vectors[index] = vector
+    usage = _mapping(body.get("usage"))
+    meta_usage = _mapping(_mapping(body.get("meta")).get("usage"))
+    credits = _number(meta_usage.get("credits_used"))
+    if credits is None and headers is not None:
+        credits = _number(headers.get("x-aimlapi-credits-used"))
+    tokens = _number(usage.get("prompt_tokens"))
+    return BatchResult(
+        vectors=vectors,  # type: ignore[arg-type]  # every slot was filled above
+        prompt_tokens=int(tokens) if tokens is not None else None,
+        credits_used=credits,
+    )

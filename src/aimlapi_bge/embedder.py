@@ -1,0 +1,419 @@
+"""The framework-free embedder both adapters wrap: batching, concurrency, recovery, accounting.
+
+One call of :meth:`Embedder.embed` / :meth:`Embedder.aembed`:
+
+1. checks every input (a non-string raises ``TypeError`` naming its position, before any
+   request), maps empty and whitespace-only texts to ``" "`` (see below), and keeps one copy of
+   each distinct text;
+2. cuts the distinct texts into batches of ``batch_size`` and runs them with at most
+   ``max_concurrency`` requests in flight: worker threads on the sync path, tasks on the
+   async path (an adaptive limit lowers the bound while the server answers 429);
+3. places every vector by the response's ``index``, checks count, dimension and finiteness;
+4. recovers where it can: a batch the server calls too large is split in half (and the
+   smaller size is kept for the rest of the instance's life); a batch the server rejects as
+   invalid input is bisected so only the offending texts fail; with ``fallback="local"`` a
+   refused model or an unreachable server switches the instance to the in-process model;
+5. when something still fails, raises the error with the computed vectors attached
+   (``error.embeddings``), the number embedded and the failed input positions.
+
+Empty texts: the AI/ML API rejects ``""``. BERT's tokenizer turns ``""`` and any
+whitespace-only text into the same ``[CLS] [SEP]`` sequence as ``" "``, so such texts are sent
+as ``" "``: every input gets the vector the model gives an empty text, aligned with its
+position, identical on every backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import warnings
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+from tqdm.auto import tqdm
+
+from aimlapi_bge.config import EmbedderConfig
+from aimlapi_bge.decoding import BatchResult
+from aimlapi_bge.errors import (
+    AIMLAPIError,
+    BatchTooLargeError,
+    InputTooLongError,
+    InvalidInputError,
+    ModelNotAvailableError,
+    ResponseValidationError,
+    ServiceError,
+)
+from aimlapi_bge.limiter import AdaptiveLimit
+from aimlapi_bge.usage import Usage, UsageMeter
+
+__all__ = ["Embedder", "EmbeddingBackend", "FallbackWarning"]
+
+logger = logging.getLogger("aimlapi_bge")
+
+# Bisection requests spent isolating rejected texts, per call, before giving up on the rest.
+MAX_ISOLATED_FAILURES = 16
+
+
+class FallbackWarning(UserWarning):
+    """Emitted once when an instance switches from the API to the local backend."""
+
+
+class EmbeddingBackend(Protocol):
+    """What the embedder needs from a backend: embed one batch, sync or async."""
+
+    name: str
+
+    def embed_batch(self, texts: list[str]) -> BatchResult: ...
+
+    async def aembed_batch(self, texts: list[str]) -> BatchResult: ...
+
+    def close(self) -> None: ...
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(
+            f"Expected a list of strings, got a single {type(texts).__name__}; wrap it in a list"
+            " (or use embed_query)."
+        )
+    checked: list[str] = []
+    for position, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(
+                f"Text at position {position} is a {type(text).__name__}, not a str; nothing"
+                " was sent."
+            )
+        checked.append(text if text.strip() else " ")
+    return checked
+
+
+class _Job:
+    """The state of one call: distinct texts, results, work queue, failures."""
+
+    def __init__(self, texts: Sequence[str], show_progress: bool) -> None:
+        slot_of: dict[str, int] = {}
+        self.unique: list[str] = []
+        self.inverse: list[int] = []
+        for text in texts:
+            slot = slot_of.setdefault(text, len(self.unique))
+            if slot == len(self.unique):
+                self.unique.append(text)
+            self.inverse.append(slot)
+        self.results: list[list[float] | None] = [None] * len(self.unique)
+        self.cursor = 0
+        self.pending: deque[tuple[int, int]] = deque()
+        self.failures: list[tuple[int, int, AIMLAPIError]] = []
+        self.fatal: AIMLAPIError | None = None
+        self.isolations_left = MAX_ISOLATED_FAILURES
+        self.lock = threading.Lock()
+        self.progress = tqdm(
+            total=len(self.unique), disable=not show_progress, unit="text", desc="Embedding"
+        )
+
+    def next_item(self, batch_size: int) -> tuple[int, int] | None:
+        with self.lock:
+            if self.fatal is not None:
+                return None
+            if self.pending:
+                return self.pending.popleft()
+            if self.cursor >= len(self.unique):
+                return None
+            start = self.cursor
+            self.cursor = min(len(self.unique), start + batch_size)
+            return start, self.cursor
+
+    def requeue(self, *items: tuple[int, int]) -> None:
+        with self.lock:
+            self.pending.extendleft(reversed(items))
+
+    def fail(self, start: int, end: int, error: AIMLAPIError, *, fatal: bool) -> None:
+        with self.lock:
+            self.failures.append((start, end, error))
+            if fatal and self.fatal is None:
+                self.fatal = error
+
+    def batch_count(self, batch_size: int) -> int:
+        return -(-len(self.unique) // batch_size)
+
+    def positions(self, start: int, end: int) -> list[int]:
+        return [i for i, slot in enumerate(self.inverse) if start <= slot < end]
+
+    def finish(self) -> list[list[float]]:
+        self.progress.close()
+        seen: set[int] = set()
+        output: list[list[float] | None] = []
+        for slot in self.inverse:
+            vector = self.results[slot]
+            if vector is not None and slot in seen:
+                vector = list(vector)  # duplicates get their own list, not a shared one
+            seen.add(slot)
+            output.append(vector)
+        if not self.failures:
+            return output  # type: ignore[return-value]  # no failure: every slot is filled
+        error = self.fatal or self.failures[0][2]
+        if isinstance(error, InvalidInputError):
+            bad = {
+                position
+                for start, end, failure in self.failures
+                if isinstance(failure, InvalidInputError)
+                for position in self.positions(start, end)
+            }
+            error.positions = sorted(bad)
+        failed = [position for position, vector in enumerate(output) if vector is None]
+        error.attach_partial(output, failed)
+        raise error
+
+
+class Embedder:
+    """Embeds texts with bge-base-en-v1.5 (or any configured model) over HTTP or in-process.
+
+    Setup:
+        ``pip install aimlapi-bge`` and ``export AIMLAPI_API_KEY=...``.
+
+    Key init args:
+        config: an :class:`~aimlapi_bge.config.EmbedderConfig`, usually from
+        :func:`~aimlapi_bge.config.resolve_config`.
+
+    Instantiate:
+        .. code-block:: python
+
+            from aimlapi_bge import Embedder, resolve_config
+
+            embedder = Embedder(resolve_config(batch_size=64))
+
+    Embed:
+        .. code-block:: python
+
+            vectors = embedder.embed(["first passage", "second passage"])
+            query_vector = embedder.embed_query("what is in the first passage?")
+
+    Async:
+        .. code-block:: python
+
+            vectors = await embedder.aembed(["first passage", "second passage"])
+
+    One instance is safe to share between threads and between successive event loops.
+    """
+
+    def __init__(self, config: EmbedderConfig) -> None:
+        self.config = config
+        self._usage = UsageMeter()
+        self._limit = AdaptiveLimit(config.max_concurrency)
+        self._lock = threading.Lock()
+        self._batch_size = config.batch_size
+        self._dimension: int | None = None
+        self._backend: EmbeddingBackend = self._make_backend(config.backend)
+
+    def __repr__(self) -> str:
+        return (
+            f"Embedder(model={self.config.model!r}, base_url={self.config.base_url!r},"
+            f" backend={self._backend.name!r}, batch_size={self._batch_size})"
+        )
+
+    # --- backends -------------------------------------------------------------------------
+
+    def _make_backend(self, name: str) -> EmbeddingBackend:
+        if name == "local":
+            from aimlapi_bge.local import LocalBackend
+
+            backend: EmbeddingBackend = LocalBackend(self.config)
+            return backend
+        from aimlapi_bge.api import APIBackend
+
+        return APIBackend(self.config, on_rate_limited=self._on_rate_limited)
+
+    def _on_rate_limited(self) -> None:
+        self._usage.add(rate_limited=1)
+        self._limit.on_rate_limited()
+
+    @property
+    def backend(self) -> str:
+        """``"api"`` or ``"local"`` (after a fallback, ``"local"``)."""
+        return self._backend.name
+
+    @property
+    def batch_size(self) -> int:
+        """The batch size in use: the configured one, or smaller after a server refused it."""
+        return self._batch_size
+
+    @property
+    def in_flight_limit(self) -> AdaptiveLimit:
+        """The adaptive in-flight limit (``peak_in_flight`` shows the most ever used)."""
+        return self._limit
+
+    @property
+    def usage(self) -> Usage:
+        """Requests, tokens and credits consumed so far."""
+        return self._usage.snapshot()
+
+    def reset_usage(self) -> Usage:
+        """Return the usage so far and start counting from zero."""
+        return self._usage.reset()
+
+    def close(self) -> None:
+        """Release pooled connections (the instance stays usable and reconnects on demand)."""
+        self._backend.close()
+
+    # --- public API -----------------------------------------------------------------------
+
+    def embed(self, texts: Sequence[str], *, show_progress: bool = False) -> list[list[float]]:
+        """Embed documents, concurrently in batches, in input order."""
+        job = _Job(_check_texts(texts), show_progress)
+        workers = min(self.config.max_concurrency, job.batch_count(self._batch_size))
+        if workers <= 1:
+            self._work(job)
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="aimlapi-bge") as pool:
+                futures = [pool.submit(self._work, job) for _ in range(workers)]
+                try:
+                    for future in futures:
+                        future.result()
+                except BaseException:
+                    job.fail(0, 0, AIMLAPIError("cancelled"), fatal=True)
+                    raise
+        return job.finish()
+
+    async def aembed(
+        self, texts: Sequence[str], *, show_progress: bool = False
+    ) -> list[list[float]]:
+        """Embed documents without blocking the event loop; same semantics as :meth:`embed`."""
+        job = _Job(_check_texts(texts), show_progress)
+        workers = min(self.config.max_concurrency, job.batch_count(self._batch_size))
+        if workers <= 1:
+            await self._awork(job)
+        else:
+            await asyncio.gather(*(self._awork(job) for _ in range(workers)))
+        return job.finish()
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed a search query, prefixed with the query instruction."""
+        return self.embed([self._query_text(text)])[0]
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """Async :meth:`embed_query`."""
+        return (await self.aembed([self._query_text(text)]))[0]
+
+    def _query_text(self, text: str) -> str:
+        if not isinstance(text, str):
+            raise TypeError(f"The query is a {type(text).__name__}, not a str.")
+        return self.config.query_instruction + text
+
+    # --- workers --------------------------------------------------------------------------
+
+    def _work(self, job: _Job) -> None:
+        while (item := job.next_item(self._batch_size)) is not None:
+            backend = self._backend
+            start, end = item
+            try:
+                with self._limit.slot():
+                    result = backend.embed_batch(job.unique[start:end])
+            except AIMLAPIError as exc:
+                self._on_failure(job, item, exc, backend)
+            else:
+                self._on_success(job, item, result)
+
+    async def _awork(self, job: _Job) -> None:
+        while (item := job.next_item(self._batch_size)) is not None:
+            backend = self._backend
+            start, end = item
+            try:
+                async with self._limit.aslot():
+                    result = await backend.aembed_batch(job.unique[start:end])
+            except AIMLAPIError as exc:
+                self._on_failure(job, item, exc, backend)
+            else:
+                self._on_success(job, item, result)
+
+    def _on_success(self, job: _Job, item: tuple[int, int], result: BatchResult) -> None:
+        start, end = item
+        self._limit.on_success()
+        dimension = len(result.vectors[0]) if result.vectors else 0
+        with self._lock:
+            if self._dimension is None:
+                self._dimension = dimension
+        if dimension != self._dimension:
+            error = ResponseValidationError(
+                f"The server returned {dimension}-dimensional vectors, but earlier ones had"
+                f" {self._dimension}: vectors from different models cannot be mixed."
+            )
+            job.fail(start, end, error, fatal=True)
+            return
+        job.results[start:end] = result.vectors
+        self._usage.add(
+            requests=1,
+            texts=end - start,
+            prompt_tokens=result.prompt_tokens,
+            credits_used=result.credits_used,
+        )
+        job.progress.update(end - start)
+
+    def _on_failure(
+        self, job: _Job, item: tuple[int, int], error: AIMLAPIError, backend: EmbeddingBackend
+    ) -> None:
+        start, end = item
+        size = end - start
+        if isinstance(error, BatchTooLargeError):
+            if size == 1:
+                error = InputTooLongError(
+                    f"The server refused a single text as too large ({error.server_message}).",
+                    status_code=error.status_code,
+                    request_id=error.request_id,
+                    server_message=error.server_message,
+                )
+                job.fail(start, end, error, fatal=False)
+                return
+            new_size = max(1, min(error.max_batch or size // 2, size - 1))
+            with self._lock:
+                if new_size < self._batch_size:
+                    logger.info("Server refused %d texts per request; using %d", size, new_size)
+                    self._batch_size = new_size
+            job.requeue(*((i, min(end, i + new_size)) for i in range(start, end, new_size)))
+            return
+        if isinstance(error, InvalidInputError):
+            with job.lock:
+                isolate = size > 1 and job.isolations_left > 0
+                job.isolations_left -= 1
+            if isolate:
+                half = size // 2
+                job.requeue((start, start + half), (start + half, end))
+            else:
+                job.fail(start, end, error, fatal=job.isolations_left < 0)
+            return
+        if (
+            self.config.fallback == "local"
+            and backend.name == "api"
+            and isinstance(error, (ModelNotAvailableError, ServiceError))
+        ):
+            self._switch_to_local(backend, error)
+            job.requeue(item)
+            return
+        job.fail(start, end, error, fatal=True)
+
+    def _switch_to_local(self, failed: EmbeddingBackend, error: AIMLAPIError) -> None:
+        with self._lock:
+            if self._backend is not failed:
+                return
+            self._backend = self._make_backend("local")
+        warnings.warn(
+            f"{error.message} Switching this instance to the local backend (fallback='local').",
+            FallbackWarning,
+            stacklevel=2,
+        )
+
+
+def describe(embedder: Embedder) -> dict[str, Any]:
+    """A secret-free summary of an embedder's settings, for logs and CLI output."""
+    config = embedder.config
+    return {
+        "model": config.model,
+        "base_url": config.base_url,
+        "backend": embedder.backend,
+        "batch_size": embedder.batch_size,
+        "max_concurrency": config.max_concurrency,
+        "max_retries": config.max_retries,
+        "timeout": config.timeout,
+        "api_key": "set" if config.api_key else "not set",
+    }

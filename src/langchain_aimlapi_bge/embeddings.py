@@ -1,0 +1,190 @@
+"""``AIMLBGEEmbeddings``: a LangChain ``Embeddings`` over the framework-free core."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+try:
+    from langchain_core.embeddings import Embeddings
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "langchain_aimlapi_bge needs langchain-core: pip install 'aimlapi-bge[langchain]'"
+    ) from exc
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from typing_extensions import Self
+
+from aimlapi_bge.config import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MODEL,
+    DEFAULT_TIMEOUT,
+    resolve_config,
+)
+from aimlapi_bge.embedder import Embedder
+from aimlapi_bge.usage import Usage
+
+__all__ = ["AIMLBGEEmbeddings"]
+
+
+class AIMLBGEEmbeddings(BaseModel, Embeddings):
+    """BAAI/bge-base-en-v1.5 embeddings from the AI/ML API (or in-process), for LangChain.
+
+    Setup:
+        Install the package and set your key:
+
+        .. code-block:: bash
+
+            pip install "aimlapi-bge[langchain]"
+            export AIMLAPI_API_KEY="your-key"
+
+    Key init args — embedding params:
+        model: str
+            Embedding model name. Default ``"BAAI/bge-base-en-v1.5"`` (768 dimensions).
+        query_instruction: Optional[str]
+            Prefix for queries only. Default: BAAI's
+            ``"Represent this sentence for searching relevant passages: "`` for English BGE
+            models, nothing for other models; ``""`` turns it off.
+        batch_size: int
+            Texts per request. Default 128 (shrinks by itself if a server refuses it).
+
+    Key init args — client params:
+        api_key: Optional[SecretStr]
+            Default: ``AIMLAPI_API_KEY``, else ``AIML_API_KEY``.
+        base_url: Optional[str]
+            Default: ``AIMLAPI_BASE_URL``, else ``"https://api.aimlapi.com/v1"``. Any
+            OpenAI-compatible server (text-embeddings-inference, Infinity, vLLM) works.
+        max_concurrency: int
+            Requests in flight at most, sync and async. Default 8.
+        max_retries: int
+            Retries of 429/408/5xx/connection errors (openai SDK backoff). Default 4.
+        timeout: float
+            Seconds per attempt. Default 60.
+        backend: Optional[Literal["api", "local"]]
+            ``"local"`` runs the model in-process (extra ``[local]``). Default ``"api"``
+            (env ``AIMLAPI_BGE_BACKEND``).
+        fallback: Optional[Literal["local"]]
+            Switch to the local backend if the API refuses the model or stays unreachable.
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_aimlapi_bge import AIMLBGEEmbeddings
+
+            embeddings = AIMLBGEEmbeddings()
+
+    Embed single text:
+        .. code-block:: python
+
+            vector = embeddings.embed_query("What is the meaning of life?")
+            len(vector)  # 768
+
+    Embed multiple texts:
+        .. code-block:: python
+
+            vectors = embeddings.embed_documents(["Laura is a DJ.", "Paris is in France."])
+
+    Async:
+        .. code-block:: python
+
+            vector = await embeddings.aembed_query("What is the meaning of life?")
+            vectors = await embeddings.aembed_documents(["Laura is a DJ."])
+
+    Usage:
+        .. code-block:: python
+
+            embeddings.usage  # Usage(requests=2, texts=3, prompt_tokens=21, credits_used=3.0, ...)
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
+
+    model: str = DEFAULT_MODEL
+    """Embedding model name."""
+    api_key: SecretStr | None = None
+    """API key; default from ``AIMLAPI_API_KEY`` (then ``AIML_API_KEY``)."""
+    base_url: str | None = None
+    """Endpoint; default from ``AIMLAPI_BASE_URL``, else the AI/ML API."""
+    batch_size: int = DEFAULT_BATCH_SIZE
+    """Texts per request."""
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    """Requests in flight at most."""
+    max_retries: int = DEFAULT_MAX_RETRIES
+    """Retries of transient failures."""
+    timeout: float = DEFAULT_TIMEOUT
+    """Seconds per attempt."""
+    query_instruction: str | None = None
+    """Query prefix; ``None`` picks the model's default, ``""`` disables it."""
+    default_headers: dict[str, str] | None = None
+    """Extra HTTP headers for every request."""
+    show_progress_bar: bool = False
+    """Show a tqdm progress bar while embedding documents."""
+    backend: Literal["api", "local"] | None = None
+    """``"api"`` (default) or ``"local"``; env ``AIMLAPI_BGE_BACKEND``."""
+    fallback: Literal["local"] | None = None
+    """Fall back to the local backend when the API cannot serve the model."""
+    cache_dir: str | None = None
+    """Local backend: where model files are cached (env ``AIMLAPI_BGE_CACHE_DIR``)."""
+    local_model_path: str | None = None
+    """Local backend: a directory holding the ONNX model and tokenizer files."""
+    http_client: Any = Field(default=None, exclude=True)
+    """Optional ``httpx`` client for the sync path (openai's ``DefaultHttpxClient``)."""
+    http_async_client: Any = Field(default=None, exclude=True)
+    """Optional ``httpx`` async client for the async path."""
+
+    _embedder: Embedder = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _build_embedder(self) -> Self:
+        config = resolve_config(
+            model=self.model,
+            api_key=self.api_key,
+            base_url=self.base_url,
+            backend=self.backend,
+            cache_dir=self.cache_dir,
+            query_instruction=self.query_instruction,
+            batch_size=self.batch_size,
+            max_concurrency=self.max_concurrency,
+            max_retries=self.max_retries,
+            timeout=self.timeout,
+            default_headers=self.default_headers,
+            fallback=self.fallback,
+            local_model_path=self.local_model_path,
+            http_client=self.http_client,
+            http_async_client=self.http_async_client,
+        )
+        self.api_key = config.api_key
+        self.base_url = config.base_url
+        self.backend = config.backend
+        self.query_instruction = config.query_instruction
+        self._embedder = Embedder(config)
+        return self
+
+    @property
+    def usage(self) -> Usage:
+        """Requests, prompt tokens and credits used by this instance so far."""
+        return self._embedder.usage
+
+    def reset_usage(self) -> Usage:
+        """Return the usage so far and start counting from zero."""
+        return self._embedder.reset_usage()
+
+    @property
+    def embedder(self) -> Embedder:
+        """The framework-free core embedder behind this instance."""
+        return self._embedder
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed documents (no query instruction), in input order."""
+        return self._embedder.embed(texts, show_progress=self.show_progress_bar)
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed a query, prefixed with ``query_instruction``."""
+        return self._embedder.embed_query(text)
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed documents asynchronously (concurrent batches, no thread executor)."""
+        return await self._embedder.aembed(texts, show_progress=self.show_progress_bar)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """Embed a query asynchronously."""
+        return await self._embedder.aembed_query(text)
