@@ -256,13 +256,14 @@ class StandInServer:
     def check(self, headers: dict[str, str], body: Any) -> list[str]:
         """Validate a request like the service does; return its inputs or raise _Refusal."""
         settings = self.settings
-        if settings.api_key is not None:
-            if headers.get("authorization") != f"Bearer {settings.api_key}":
-                raise _Refusal(
-                    401,
-                    "This request requires a valid API key. Get one at https://aimlapi.com/app/keys",
-                    "authentication",
-                )
+        if settings.api_key is not None and (
+            headers.get("authorization") != f"Bearer {settings.api_key}"
+        ):
+            raise _Refusal(
+                401,
+                "This request requires a valid API key. Get one at https://aimlapi.com/app/keys",
+                "authentication",
+            )
         if not isinstance(body, dict):
             raise _Refusal(400, "Body validation error! Body must be a JSON object")
         model = body.get("model")
