@@ -27,13 +27,20 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(PY) examples/rag_demo.py
 
-## make record: re-record cassettes/ against $$AIMLAPI_BASE_URL with $$AIMLAPI_API_KEY.
+## make record: re-record cassettes/ against $$AIMLAPI_BASE_URL with $$AIMLAPI_API_KEY (the live
+## API, or the stand-in: python -m aimlapi_bge.standin), then scan them for credentials.
+## RECORD_ARGS="-k retrieval" re-records only the cassettes the selected tests use.
 record: $(STAMP)
-	$(PY) -m pytest tests/test_cassettes.py --record-mode=rewrite -p no:randomly
+	$(PY) -m pytest tests/test_cassettes.py --record-mode=rewrite --force-enable-socket -p no:randomly $(RECORD_ARGS)
+	$(PY) -m pytest tests/test_cassette_hygiene.py -k no_cassette_holds_a_credential -p no:randomly
 
-## make bench: throughput side by side (see bench/throughput.py --help).
-bench: $(STAMP)
-	$(PY) bench/throughput.py
+## make bench: throughput side by side (see bench/throughput.py --help); BENCH_ARGS=--quick.
+$(VENV)/.installed-bench: pyproject.toml $(STAMP)
+	$(PY) -m pip install --quiet -e ".[bench]"
+	touch $@
+
+bench: $(VENV)/.installed-bench
+	$(PY) bench/throughput.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

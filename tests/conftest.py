@@ -7,6 +7,7 @@ pyproject.toml), so an accidental live call fails instead of reaching the networ
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +44,11 @@ def standin() -> Iterator[StandInServer]:
 def api_args(standin: StandInServer) -> dict[str, object]:
     """Constructor arguments pointing an adapter at the stand-in."""
     return {"base_url": standin.url, "api_key": standin.api_key}
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny BERT-like model directory (ONNX graph + WordPiece tokenizer), see tiny_model.py."""
+    from tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))

@@ -9,14 +9,22 @@ the raw body reaches our fast decoder.
 Clients are created once and reused. The async client is kept per event loop, because an
 ``httpx`` async connection pool belongs to the loop that opened it: a second
 ``asyncio.run`` (or a notebook cell) gets a fresh client instead of "Event loop is closed".
+Each such client is closed on its own loop when the loop shuts down (``asyncio.run`` and
+``asyncio.Runner`` finalise async generators, and one is parked per loop for this), and
+forgotten when the next loop asks for a client, so repeated ``asyncio.run`` calls neither pile
+up connections nor keep dead loops alive. A user-supplied ``http_async_client`` serves the
+first loop that uses it, and only that one; its owner closes it.
+
+A text that cannot be encoded as UTF-8 (a lone surrogate such as ``"\\ud800"``) is reported as
+:class:`~aimlapi_bge.errors.InvalidInputError` without a request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
-import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx2 as httpx
@@ -24,11 +32,21 @@ import openai
 
 from aimlapi_bge.config import EmbedderConfig
 from aimlapi_bge.decoding import BatchResult, decode_embeddings_response
-from aimlapi_bge.errors import AIMLAPIError, error_from_openai
+from aimlapi_bge.errors import AIMLAPIError, InvalidInputError, error_from_openai
 
 __all__ = ["APIBackend"]
 
+logger = logging.getLogger("aimlapi_bge")
+
 _NO_AUTH: Any = {"headers": {"Authorization": openai.Omit()}}
+
+
+async def _close_at_loop_shutdown(client: openai.AsyncOpenAI) -> AsyncIterator[None]:
+    """Parked at its ``yield`` for the loop's lifetime; the loop's shutdown closes ``client``."""
+    try:
+        yield
+    finally:
+        await client.close()
 
 
 class APIBackend:
@@ -41,9 +59,13 @@ class APIBackend:
         self._on_rate_limited = on_rate_limited
         self._lock = threading.Lock()
         self._sync_client: openai.OpenAI | None = None
-        self._async_clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, openai.AsyncOpenAI
-        ] = weakref.WeakKeyDictionary()
+        # Strong keys: a client's pooled sockets reference their loop, so weak keys never expire.
+        # The value keeps the parked closer alive (the loop itself only holds it weakly).
+        self._async_clients: dict[
+            asyncio.AbstractEventLoop, tuple[openai.AsyncOpenAI, AsyncIterator[None] | None]
+        ] = {}
+        self._user_async_client_taken = False
+        self._warned_new_loop = False
         self._options: Any = {} if config.api_key else _NO_AUTH
 
     def _client_args(self) -> dict[str, Any]:
@@ -66,31 +88,50 @@ class APIBackend:
         if response.status_code == 429:
             self._on_rate_limited()
 
+    @staticmethod
+    def _add_hook(http_client: Any, hook: Callable[..., Any]) -> None:
+        hooks = http_client.event_hooks["response"]
+        if hook not in hooks:  # a user's client may be wrapped again after close()
+            hooks.append(hook)
+
     @property
     def client(self) -> openai.OpenAI:
         """The shared sync client (thread-safe, pooled)."""
         with self._lock:
             if self._sync_client is None:
                 http_client = self._config.http_client or openai.DefaultHttpxClient()
-                http_client.event_hooks["response"].append(self._sync_hook)
+                self._add_hook(http_client, self._sync_hook)
                 self._sync_client = openai.OpenAI(**self._client_args(), http_client=http_client)
             return self._sync_client
 
-    def async_client(self) -> openai.AsyncOpenAI:
+    async def async_client(self) -> openai.AsyncOpenAI:
         """The async client of the running event loop."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            client = self._async_clients.get(loop)
-            if client is None:
-                http_client = self._config.http_async_client
-                if http_client is None or self._async_clients:
-                    # A user-supplied async client serves the first loop only: its pool is
-                    # bound to that loop.
-                    http_client = openai.DefaultAsyncHttpxClient()
-                http_client.event_hooks["response"].append(self._async_hook)
-                client = openai.AsyncOpenAI(**self._client_args(), http_client=http_client)
-                self._async_clients[loop] = client
-            return client
+            entry = self._async_clients.get(loop)
+            if entry is not None:
+                return entry[0]
+            for stale in [other for other in self._async_clients if other.is_closed()]:
+                del self._async_clients[stale]
+            http_client = self._config.http_async_client
+            owned = http_client is None or self._user_async_client_taken
+            if http_client is not None and owned and not self._warned_new_loop:
+                self._warned_new_loop = True
+                logger.warning(
+                    "http_async_client is bound to the event loop it was first used on; a new"
+                    " event loop gets a default async client instead."
+                )
+            if owned:
+                http_client = openai.DefaultAsyncHttpxClient()
+            else:
+                self._user_async_client_taken = True
+            self._add_hook(http_client, self._async_hook)
+            client = openai.AsyncOpenAI(**self._client_args(), http_client=http_client)
+            closer = _close_at_loop_shutdown(client) if owned else None
+            self._async_clients[loop] = (client, closer)
+        if closer is not None:
+            await closer.__anext__()  # parks it; registers it with this loop's shutdown
+        return client
 
     def _error(self, exc: Exception, batch_size: int) -> AIMLAPIError:
         config = self._config
@@ -100,6 +141,15 @@ class APIBackend:
             base_url=config.base_url,
             batch_size=batch_size,
             key_note=config.key_note,
+            key_sent=config.api_key is not None,
+        )
+
+    @staticmethod
+    def _unencodable(exc: UnicodeEncodeError) -> InvalidInputError:
+        return InvalidInputError(
+            f"A text cannot be sent: it is not valid Unicode ({exc.reason}, e.g. a lone"
+            " surrogate left by a bad decode). Clean it, e.g. with"
+            " text.encode('utf-8', 'replace').decode('utf-8')."
         )
 
     def embed_batch(self, texts: list[str]) -> BatchResult:
@@ -111,22 +161,30 @@ class APIBackend:
             )
         except openai.OpenAIError as exc:
             raise self._error(exc, len(texts)) from exc
+        except UnicodeEncodeError as exc:
+            raise self._unencodable(exc) from exc
         return decode_embeddings_response(response.content, len(texts), response.headers)
 
     async def aembed_batch(self, texts: list[str]) -> BatchResult:
         """Embed one batch without blocking the event loop."""
         body: dict[str, object] = {"model": self._config.model, "input": texts}
         try:
-            response = await self.async_client().post(
+            response = await (await self.async_client()).post(
                 "/embeddings", body=body, cast_to=httpx.Response, options=self._options
             )
         except openai.OpenAIError as exc:
             raise self._error(exc, len(texts)) from exc
+        except UnicodeEncodeError as exc:
+            raise self._unencodable(exc) from exc
         return decode_embeddings_response(response.content, len(texts), response.headers)
 
     def close(self) -> None:
-        """Close the pooled sync connections (async ones close with their loop)."""
+        """Close the pooled sync connections (async ones close with their loop).
+
+        A user-supplied ``http_client`` is left open: its owner closes it.
+        """
         with self._lock:
             if self._sync_client is not None:
-                self._sync_client.close()
+                if self._config.http_client is None:
+                    self._sync_client.close()
                 self._sync_client = None

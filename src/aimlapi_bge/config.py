@@ -10,7 +10,7 @@ Defaults and why:
 * ``max_concurrency=8``: enough to hide a 100-300 ms round trip on large corpora, low enough
   not to trip per-key concurrency limits; sustained 429s lower it further automatically.
 * ``max_retries=4``: the openai SDK's exponential backoff (0.5 s doubling to 8 s, honouring
-  ``Retry-After``) then spans about 8 s before giving up on 429/408/5xx/connection errors.
+  ``Retry-After``) then spans about 8 s before giving up on 429/408/409/5xx/connection errors.
 * ``timeout=60`` seconds per attempt: a full batch takes well under a second on a healthy
   server; a minute tells a stuck connection from a slow one.
 
@@ -130,6 +130,21 @@ def is_aimlapi(url: str) -> bool:
     )
 
 
+def _check_base_url(url: str) -> str:
+    """Return ``url`` if it is an absolute http(s) URL; raise ConfigurationError otherwise."""
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018  # raises ValueError for a port out of range
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ConfigurationError(
+            f"base_url must be an absolute http(s) URL such as {DEFAULT_BASE_URL!r}, got {url!r}."
+        )
+    return url
+
+
 def _same_endpoint(a: str, b: str) -> bool:
     return a.rstrip("/") == b.rstrip("/")
 
@@ -161,7 +176,7 @@ def resolve_config(
     """
     env = os.environ if environ is None else environ
     env_base_url = env.get(ENV_BASE_URL) or None
-    resolved_url = (base_url or env_base_url or DEFAULT_BASE_URL).rstrip("/")
+    resolved_url = _check_base_url((base_url or env_base_url or DEFAULT_BASE_URL).rstrip("/"))
     resolved_backend = backend or env.get(ENV_BACKEND) or "api"
     key = _secret(api_key)
     key_note = None

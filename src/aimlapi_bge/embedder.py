@@ -25,15 +25,14 @@ position, identical on every backend.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import threading
 import warnings
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
-
-from tqdm.auto import tqdm
 
 from aimlapi_bge.config import EmbedderConfig
 from aimlapi_bge.decoding import BatchResult
@@ -43,6 +42,7 @@ from aimlapi_bge.errors import (
     InputTooLongError,
     InvalidInputError,
     ModelNotAvailableError,
+    RateLimitError,
     ResponseValidationError,
     ServiceError,
 )
@@ -109,9 +109,13 @@ class _Job:
         self.fatal: AIMLAPIError | None = None
         self.isolations_left = MAX_ISOLATED_FAILURES
         self.lock = threading.Lock()
-        self.progress = tqdm(
-            total=len(self.unique), disable=not show_progress, unit="text", desc="Embedding"
-        )
+        self.progress: Any = None
+        if show_progress:  # tqdm is imported and built only when a bar is wanted
+            from tqdm.auto import tqdm
+
+            self.progress = tqdm(
+                total=len(self.unique), unit="text", desc="Embedding", mininterval=0
+            )  # redrawn at every batch: batches take milliseconds at least
 
     def next_item(self, batch_size: int) -> tuple[int, int] | None:
         with self.lock:
@@ -138,30 +142,44 @@ class _Job:
     def batch_count(self, batch_size: int) -> int:
         return -(-len(self.unique) // batch_size)
 
-    def positions(self, start: int, end: int) -> list[int]:
-        return [i for i, slot in enumerate(self.inverse) if start <= slot < end]
+    def advance(self, count: int) -> None:
+        if self.progress is not None:
+            self.progress.update(count)
 
-    def finish(self) -> list[list[float]]:
-        self.progress.close()
-        seen: set[int] = set()
+    def positions(self, spans: Iterable[tuple[int, int]]) -> list[int]:
+        """The input positions whose distinct text lies in one of ``spans``, in one pass."""
+        marked = bytearray(len(self.unique))
+        for start, end in spans:
+            marked[start:end] = b"\x01" * (end - start)
+        return [position for position, slot in enumerate(self.inverse) if marked[slot]]
+
+    def _expand(self) -> list[list[float] | None]:
+        """One vector per input position; duplicates get their own list, not a shared one."""
+        if len(self.unique) == len(self.inverse):  # no duplicates: slot i is position i
+            return self.results
+        seen = bytearray(len(self.unique))
         output: list[list[float] | None] = []
         for slot in self.inverse:
             vector = self.results[slot]
-            if vector is not None and slot in seen:
-                vector = list(vector)  # duplicates get their own list, not a shared one
-            seen.add(slot)
+            if vector is not None and seen[slot]:
+                vector = list(vector)
+            seen[slot] = 1
             output.append(vector)
+        return output
+
+    def finish(self) -> list[list[float]]:
+        if self.progress is not None:
+            self.progress.close()
+        output = self._expand()
         if not self.failures:
             return output  # type: ignore[return-value]  # no failure: every slot is filled
         error = self.fatal or self.failures[0][2]
         if isinstance(error, InvalidInputError):
-            bad = {
-                position
+            error.positions = self.positions(
+                (start, end)
                 for start, end, failure in self.failures
                 if isinstance(failure, InvalidInputError)
-                for position in self.positions(start, end)
-            }
-            error.positions = sorted(bad)
+            )
         failed = [position for position, vector in enumerate(output) if vector is None]
         error.attach_partial(output, failed)
         raise error
@@ -205,6 +223,10 @@ class Embedder:
         self._lock = threading.Lock()
         self._batch_size = config.batch_size
         self._dimension: int | None = None
+        if config.fallback == "local" and importlib.util.find_spec("fastembed") is None:
+            raise ImportError(
+                "fallback='local' needs the local backend: pip install 'aimlapi-bge[local]'"
+            )
         self._backend: EmbeddingBackend = self._make_backend(config.backend)
 
     def __repr__(self) -> str:
@@ -285,7 +307,11 @@ class Embedder:
         if workers <= 1:
             await self._awork(job)
         else:
-            await asyncio.gather(*(self._awork(job) for _ in range(workers)))
+            try:
+                await asyncio.gather(*(self._awork(job) for _ in range(workers)))
+            except BaseException:  # as on the sync path: the other workers stop taking batches
+                job.fail(0, 0, AIMLAPIError("cancelled"), fatal=True)
+                raise
         return job.finish()
 
     def embed_query(self, text: str) -> list[float]:
@@ -307,11 +333,12 @@ class Embedder:
         while (item := job.next_item(self._batch_size)) is not None:
             backend = self._backend
             start, end = item
+            crowd = 0
             try:
-                with self._limit.slot():
+                with self._limit.slot() as crowd:
                     result = backend.embed_batch(job.unique[start:end])
             except AIMLAPIError as exc:
-                self._on_failure(job, item, exc, backend)
+                self._on_failure(job, item, exc, backend, crowd=crowd)
             else:
                 self._on_success(job, item, result)
 
@@ -319,11 +346,12 @@ class Embedder:
         while (item := job.next_item(self._batch_size)) is not None:
             backend = self._backend
             start, end = item
+            crowd = 0
             try:
-                async with self._limit.aslot():
+                async with self._limit.aslot() as crowd:
                     result = await backend.aembed_batch(job.unique[start:end])
             except AIMLAPIError as exc:
-                self._on_failure(job, item, exc, backend)
+                self._on_failure(job, item, exc, backend, crowd=crowd)
             else:
                 self._on_success(job, item, result)
 
@@ -348,13 +376,28 @@ class Embedder:
             prompt_tokens=result.prompt_tokens,
             credits_used=result.credits_used,
         )
-        job.progress.update(end - start)
+        job.advance(end - start)
 
     def _on_failure(
-        self, job: _Job, item: tuple[int, int], error: AIMLAPIError, backend: EmbeddingBackend
+        self,
+        job: _Job,
+        item: tuple[int, int],
+        error: AIMLAPIError,
+        backend: EmbeddingBackend,
+        *,
+        crowd: int = 0,
     ) -> None:
+        """Recover from a failed batch (split, bisect, retry, fall back) or record the failure.
+
+        ``crowd`` is how many requests were in flight when the batch was sent.
+        """
         start, end = item
         size = end - start
+        if isinstance(error, RateLimitError) and crowd > self._limit.limit:
+            # Refused while more requests were in flight than the limit now allows: our own
+            # overcommit, backed off from since. Send it again under the lower limit.
+            job.requeue(item)
+            return
         if isinstance(error, BatchTooLargeError):
             if size == 1:
                 error = InputTooLongError(

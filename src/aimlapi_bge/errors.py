@@ -9,6 +9,7 @@ Hierarchy::
 
     AIMLAPIError
     ├── ConfigurationError        (also a ValueError: bad settings, unsafe key destination)
+    │   └── LocalModelUnavailableError  local backend: model files neither cached nor downloadable
     ├── AuthenticationError       401, or a missing key
     ├── InsufficientCreditsError  403
     ├── ModelNotAvailableError    404
@@ -16,7 +17,7 @@ Hierarchy::
     │   └── InputTooLongError     a text beyond the model's context window
     ├── BatchTooLargeError        413, or a 400/422 about batch or payload size (handled internally)
     ├── RateLimitError            429 after all retries
-    ├── ServiceError              5xx, timeouts, dropped connections after all retries
+    ├── ServiceError              5xx, 408, 409, timeouts, dropped connections after all retries
     └── ResponseValidationError   a 2xx answer that cannot be trusted (wrong count, index, dimension)
 
 When a call spanning several batches fails, the error also carries ``embeddings`` (the
@@ -39,6 +40,7 @@ __all__ = [
     "InputTooLongError",
     "InsufficientCreditsError",
     "InvalidInputError",
+    "LocalModelUnavailableError",
     "ModelNotAvailableError",
     "RateLimitError",
     "ResponseValidationError",
@@ -109,6 +111,10 @@ class ConfigurationError(AIMLAPIError, ValueError):
     """The settings cannot work (or would send the key somewhere unsafe)."""
 
 
+class LocalModelUnavailableError(ConfigurationError):
+    """The local backend's model files are neither cached nor downloadable, or do not load."""
+
+
 class AuthenticationError(AIMLAPIError):
     """The key is missing or the server refused it (401)."""
 
@@ -131,7 +137,10 @@ class InvalidInputError(AIMLAPIError, ValueError):
     def __str__(self) -> str:
         text = super().__str__()
         if self.positions:
-            text = f"{text} Offending input position(s): {describe_positions(self.positions)}."
+            text = (
+                f"{text} Offending text(s) at position(s) {describe_positions(self.positions)}"
+                " of the list you passed."
+            )
         return text
 
 
@@ -231,10 +240,12 @@ def error_from_openai(
     base_url: str,
     batch_size: int,
     key_note: str | None = None,
+    key_sent: bool = True,
 ) -> AIMLAPIError:
     """Translate an openai SDK exception into this package's hierarchy.
 
-    ``key_note`` is appended to 401 messages (for example: why an environment key was withheld).
+    ``key_note`` is appended to 401 messages (for example: why an environment key was withheld);
+    ``key_sent`` tells a refused key from a missing one.
     """
     import openai
 
@@ -245,8 +256,9 @@ def error_from_openai(
         )
     if isinstance(exc, openai.APIConnectionError):
         return ServiceError(
-            f"Could not reach {base_url} after every retry ({exc.__cause__ or exc}). Check the"
-            " network and `base_url`."
+            f"The connection to {base_url} failed after every retry ({exc.__cause__ or exc}):"
+            " the server was unreachable, dropped the connection or cut its answer short."
+            " Check the network and `base_url`, or raise `max_retries`."
         )
     if not isinstance(exc, openai.APIStatusError):
         return AIMLAPIError(str(exc))
@@ -268,6 +280,9 @@ def error_from_openai(
         hint = (
             f"The server refused the API key ({message}). Set a valid key in {KEY_ENV_VAR}"
             " or pass api_key=."
+            if key_sent
+            else f"The server requires an API key and none was sent ({message}). Set"
+            f" {KEY_ENV_VAR} or pass api_key=."
         )
         return AuthenticationError(hint + (f" {key_note}" if key_note else ""), **extra)
     if status == 403:
@@ -286,7 +301,7 @@ def error_from_openai(
             " `max_retries`, or try again later.",
             **extra,
         )
-    if status == 408 or status >= 500:
+    if status in (408, 409) or status >= 500:  # the openai SDK retries all of these
         return ServiceError(
             f"The server failed with {status} after every retry ({message}). Try again later.",
             **extra,

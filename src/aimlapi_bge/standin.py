@@ -20,14 +20,18 @@ Standard library and numpy only. Usage::
 
 from __future__ import annotations
 
+import argparse
 import base64
+import contextlib
 import hashlib
 import json
 import re
+import sys
 import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
@@ -111,6 +115,8 @@ class _Settings:
     shuffle: bool = True
     honour_base64: bool = False
     slow_seconds: float = 5.0
+    port: int = 0
+    fail_on_text: dict[str, int] = field(default_factory=dict)
     record: bool = True
     faults: deque[int | str] = field(default_factory=deque)
 
@@ -141,6 +147,9 @@ class StandInServer:
         path_prefix: ``"/v1"``, or ``""`` to serve ``/embeddings`` as Infinity does by default.
         shuffle: answer the items in reverse order (clients must use ``index``).
         honour_base64: answer base64 when asked (the AI/ML API answers floats regardless).
+        port: the TCP port on 127.0.0.1 (0, the default, picks a free one).
+        fail_on_text: ``{text: status}``: every request holding ``text`` is answered with that
+            status (a persistent fault tied to one batch, for partial-failure tests).
     """
 
     def __init__(self, **settings: Any) -> None:
@@ -159,11 +168,13 @@ class StandInServer:
 
     def start(self) -> StandInServer:
         handler = type("Handler", (_Handler,), {"standin": self})
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server = _QuietServer(("127.0.0.1", self.settings.port), handler)
         server.daemon_threads = True
         server.request_queue_size = 256
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -383,6 +394,14 @@ class StandInServer:
                 self.requests.append(request)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Stays silent when a client hangs up first (timeouts and dropped connections are tested)."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     standin: StandInServer
     protocol_version = "HTTP/1.1"
@@ -457,6 +476,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.close()
             return
+        inputs = body.get("input") if isinstance(body, dict) else None
+        for text in inputs if isinstance(inputs, list) else [inputs]:
+            if isinstance(text, str) and text in standin.settings.fail_on_text:
+                fault = standin.settings.fail_on_text[text]
         if isinstance(fault, int):
             headers_out = (
                 {"retry-after": f"{standin.settings.retry_after:g}"} if fault == 429 else None
@@ -472,7 +495,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b'{"object": "list", "data": [')
             return
         payload = standin.answer(texts, body, fault)
-        extra = {"x-aimlapi-credits-used": str(standin.credits_for(texts))}
+        credits = standin.credits_for(texts)
+        extra = {  # the tracing headers the AI/ML API documents
+            "x-aimlapi-credits-used": str(credits),
+            "x-aimlapi-usd-spent": f"{credits / 2_000_000:.8f}",
+            "x-inference-id": str(uuid.uuid4()),
+        }
         if fault == "truncate":
             self.send_response(200)
             self.send_header("content-type", "application/json")
@@ -484,3 +512,36 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.close()
             return
         self._send(200, payload, extra)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a stand-in server from a shell until interrupted (``python -m aimlapi_bge.standin``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m aimlapi_bge.standin",
+        description="A stand-in for the AI/ML API's /v1/embeddings on 127.0.0.1.",
+    )
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument(
+        "--api-key", default="standin-key", help="required Bearer key; '' accepts any request"
+    )
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
+    parser.add_argument("--max-batch", type=int, default=None, help="items per request at most")
+    parser.add_argument("--dimension", type=int, default=768)
+    args = parser.parse_args(argv)
+    server = StandInServer(
+        port=args.port,
+        api_key=args.api_key or None,
+        latency=args.latency,
+        max_batch=args.max_batch,
+        dimension=args.dimension,
+        record=False,  # a long-running server keeps no request log
+    )
+    with server:
+        print(f"AIMLAPI_BASE_URL={server.url}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -19,12 +19,35 @@ from aimlapi_bge.config import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_MODEL,
     DEFAULT_TIMEOUT,
+    EmbedderConfig,
     resolve_config,
 )
 from aimlapi_bge.embedder import Embedder
 from aimlapi_bge.usage import Usage
 
 __all__ = ["AIMLBGEEmbeddings"]
+
+# The fields that configure the core (named as resolve_config's arguments); all but
+# show_progress_bar, which is read on each call.
+_SETTINGS = frozenset(
+    {
+        "model",
+        "api_key",
+        "base_url",
+        "batch_size",
+        "max_concurrency",
+        "max_retries",
+        "timeout",
+        "query_instruction",
+        "default_headers",
+        "backend",
+        "fallback",
+        "cache_dir",
+        "local_model_path",
+        "http_client",
+        "http_async_client",
+    }
+)
 
 
 class AIMLBGEEmbeddings(BaseModel, Embeddings):
@@ -94,6 +117,8 @@ class AIMLBGEEmbeddings(BaseModel, Embeddings):
         .. code-block:: python
 
             embeddings.usage  # Usage(requests=2, texts=3, prompt_tokens=21, credits_used=3.0, ...)
+
+    Setting a field later (``embeddings.batch_size = 64``) rebuilds the client.
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
@@ -132,32 +157,38 @@ class AIMLBGEEmbeddings(BaseModel, Embeddings):
     """Optional ``httpx`` async client for the async path."""
 
     _embedder: Embedder = PrivateAttr()
+    _inputs: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _build_embedder(self) -> Self:
-        config = resolve_config(
-            model=self.model,
-            api_key=self.api_key,
-            base_url=self.base_url,
-            backend=self.backend,
-            cache_dir=self.cache_dir,
-            query_instruction=self.query_instruction,
-            batch_size=self.batch_size,
-            max_concurrency=self.max_concurrency,
-            max_retries=self.max_retries,
-            timeout=self.timeout,
-            default_headers=self.default_headers,
-            fallback=self.fallback,
-            local_model_path=self.local_model_path,
-            http_client=self.http_client,
-            http_async_client=self.http_async_client,
-        )
-        self.api_key = config.api_key
-        self.base_url = config.base_url
-        self.backend = config.backend
-        self.query_instruction = config.query_instruction
-        self._embedder = Embedder(config)
+        self._inputs = {name: getattr(self, name) for name in _SETTINGS}
+        self._install(resolve_config(**self._inputs))
         return self
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Setting a field after construction rebuilds the core (usage restarts from zero).
+
+        The new value is resolved with the constructor's other arguments, as if given to
+        the constructor: an environment key is re-checked against the new ``base_url``.
+        """
+        if name not in _SETTINGS:
+            super().__setattr__(name, value)
+            return
+        inputs = {**self._inputs, name: value}
+        config = resolve_config(**inputs)  # an invalid value raises here and changes nothing
+        super().__setattr__(name, value)
+        self._inputs = inputs
+        self._install(config)
+
+    def _install(self, config: EmbedderConfig) -> None:
+        # Show the resolved values (key from the environment, default endpoint, instruction).
+        self.__dict__.update(
+            api_key=config.api_key,
+            base_url=config.base_url,
+            backend=config.backend,
+            query_instruction=config.query_instruction,
+        )
+        self._embedder = Embedder(config)
 
     @property
     def usage(self) -> Usage:

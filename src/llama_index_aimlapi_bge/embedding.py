@@ -25,6 +25,7 @@ from aimlapi_bge.config import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_MODEL,
     DEFAULT_TIMEOUT,
+    EmbedderConfig,
     resolve_config,
 )
 from aimlapi_bge.embedder import Embedder
@@ -33,6 +34,29 @@ from aimlapi_bge.usage import Usage
 __all__ = ["AIMLBGEEmbedding"]
 
 dispatcher = get_dispatcher(__name__)
+
+# The fields that configure the core, and the name resolve_config gives each.
+_SETTINGS = {
+    "model_name": "model",
+    "embed_batch_size": "batch_size",
+    "api_key": "api_key",
+    "base_url": "base_url",
+    "max_concurrency": "max_concurrency",
+    "max_retries": "max_retries",
+    "timeout": "timeout",
+    "query_instruction": "query_instruction",
+    "default_headers": "default_headers",
+    "backend": "backend",
+    "fallback": "fallback",
+    "cache_dir": "cache_dir",
+    "local_model_path": "local_model_path",
+    "http_client": "http_client",
+    "http_async_client": "http_async_client",
+}
+
+
+def _resolve(inputs: dict[str, Any]) -> EmbedderConfig:
+    return resolve_config(**{_SETTINGS[name]: value for name, value in inputs.items()})
 
 
 class AIMLBGEEmbedding(BaseEmbedding):
@@ -84,6 +108,10 @@ class AIMLBGEEmbedding(BaseEmbedding):
     The batch methods hand the whole list to the core, which batches it and keeps at most
     ``max_concurrency`` requests in flight (LlamaIndex's default async batch path would
     start every batch at once).
+
+    Serialisation: ``to_dict()`` / ``to_json()`` leave out ``api_key``, ``default_headers``
+    and the HTTP clients; ``from_dict()`` resolves the key from the environment again.
+    Setting a field later (``embed_model.embed_batch_size = 64``) rebuilds the client.
     """
 
     model_name: str = Field(default=DEFAULT_MODEL, description="Embedding model name.")
@@ -105,35 +133,42 @@ class AIMLBGEEmbedding(BaseEmbedding):
     http_async_client: Any = Field(default=None, exclude=True, repr=False)
 
     _embedder: Embedder = PrivateAttr()
+    _inputs: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _build_embedder(self) -> Self:
-        config = resolve_config(
-            model=self.model_name,
-            api_key=self.api_key,
-            base_url=self.base_url,
-            backend=self.backend,
-            cache_dir=self.cache_dir,
-            query_instruction=self.query_instruction,
-            batch_size=self.embed_batch_size,
-            max_concurrency=self.max_concurrency,
-            max_retries=self.max_retries,
-            timeout=self.timeout,
-            default_headers=self.default_headers,
-            fallback=self.fallback,
-            local_model_path=self.local_model_path,
-            http_client=self.http_client,
-            http_async_client=self.http_async_client,
-        )
-        self.api_key = config.api_key
-        self.base_url = config.base_url
-        self.backend = config.backend
-        self.query_instruction = config.query_instruction
-        self._embedder = Embedder(config)
+        self._inputs = {name: getattr(self, name) for name in _SETTINGS}
+        self._install(_resolve(self._inputs))
         return self
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Setting a field after construction rebuilds the core (usage restarts from zero).
+
+        The new value is resolved with the constructor's other arguments, as if given to
+        the constructor: an environment key is re-checked against the new ``base_url``.
+        """
+        if name not in _SETTINGS:
+            super().__setattr__(name, value)
+            return
+        inputs = {**self._inputs, name: value}
+        config = _resolve(inputs)  # an invalid value raises here and changes nothing
+        super().__setattr__(name, value)
+        self._inputs = inputs
+        self._install(config)
+
+    def _install(self, config: EmbedderConfig) -> None:
+        # Show the resolved values (key from the environment, default endpoint, instruction).
+        self.__dict__.update(
+            api_key=config.api_key,
+            base_url=config.base_url,
+            backend=config.backend,
+            query_instruction=config.query_instruction,
+        )
+        self._embedder = Embedder(config)
 
     @classmethod
     def class_name(cls) -> str:
+        """The name LlamaIndex stores in ``to_dict()`` / ``to_json()`` output."""
         return "AIMLBGEEmbedding"
 
     @property
@@ -168,12 +203,19 @@ class AIMLBGEEmbedding(BaseEmbedding):
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return await self._embedder.aembed(texts)
 
+    def _use_llama_index_batching(self) -> bool:
+        return self.embeddings_cache is not None or self.rate_limiter is not None
+
     @dispatcher.span
     def get_text_embedding_batch(
         self, texts: list[str], show_progress: bool = False, **kwargs: Any
     ) -> list[Embedding]:
-        """Embed many texts: batched, concurrent and bounded by ``max_concurrency``."""
-        if self.embeddings_cache is not None:
+        """Embed many texts: batched, concurrent and bounded by ``max_concurrency``.
+
+        With an ``embeddings_cache`` or a ``rate_limiter`` set, LlamaIndex's own batch loop
+        runs instead (it consults them per batch); each batch still goes through the core.
+        """
+        if self._use_llama_index_batching():
             return super().get_text_embedding_batch(texts, show_progress, **kwargs)
         model_dict = self.to_payload()
         dispatcher.event(EmbeddingStartEvent(model_dict=model_dict))
@@ -190,7 +232,7 @@ class AIMLBGEEmbedding(BaseEmbedding):
         self, texts: list[str], show_progress: bool = False, **kwargs: Any
     ) -> list[Embedding]:
         """Async batch embedding with the same in-flight bound as the sync path."""
-        if self.embeddings_cache is not None:
+        if self._use_llama_index_batching():
             return await super().aget_text_embedding_batch(texts, show_progress, **kwargs)
         model_dict = self.to_payload()
         dispatcher.event(EmbeddingStartEvent(model_dict=model_dict))

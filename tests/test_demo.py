@@ -1,0 +1,157 @@
+"""The examples run as they are: the RAG demo (``make demo``) and the two quickstarts (issue 7)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from aimlapi_bge.standin import StandInServer
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXPECTED_TOP = {
+    "What volcano buried Pompeii and Herculaneum?": "vesuvius",
+    "How do honeybees tell hive mates where flowers are?": "honeybees",
+    "How did Fleming discover penicillin?": "penicillin",
+    "What causes ocean tides?": "tides",
+}
+
+
+def load_demo() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("rag_demo", EXAMPLES / "rag_demo.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def top_passages(output: str) -> dict[str, tuple[str, str]]:
+    """Question -> (LangChain's top id, LlamaIndex's top id), parsed from the demo's output."""
+    found = re.findall(
+        r"Q\d+\. (.+)\n\s+LangChain  retriever: ([\w-]+).*\n\s+LlamaIndex retriever: ([\w-]+)",
+        output,
+    )
+    return {question: (lc, li) for question, lc, li in found}
+
+
+def corpus_texts() -> list[str]:
+    lines = (EXAMPLES / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["text"] for line in lines]
+
+
+def test_corpus_ships_distinct_passages() -> None:
+    rows = [json.loads(line) for line in (EXAMPLES / "corpus.jsonl").read_text().splitlines()]
+    assert 15 <= len(rows) <= 30
+    assert len({row["id"] for row in rows}) == len(rows)
+    assert set(EXPECTED_TOP.values()) <= {row["id"] for row in rows}
+
+
+def test_demo_in_api_mode_answers_with_the_right_passages() -> None:
+    """`make demo` as a user runs it: a separate process, key and endpoint from the environment."""
+    with StandInServer() as server:
+        env = {
+            **os.environ,
+            "AIMLAPI_BASE_URL": server.url,
+            "AIMLAPI_API_KEY": server.api_key or "",
+        }
+        result = subprocess.run(
+            [sys.executable, str(EXAMPLES / "rag_demo.py")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"API backend: {server.url} with the key from the environment" in result.stdout
+        tops = top_passages(result.stdout)
+        assert tops == {question: (top, top) for question, top in EXPECTED_TOP.items()}
+        assert "Top passage: Mount Vesuvius erupted in 79 AD" in result.stdout
+        # Every passage was embedded by each framework, and usage says what it cost.
+        assert sorted(set(server.inputs_seen) & set(corpus_texts())) == sorted(corpus_texts())
+        assert re.search(
+            r"Usage, LangChain embeddings : \d+ requests, 24 texts, \d+ tokens, [1-9]",
+            result.stdout,
+        )
+        assert re.search(r"Usage, LlamaIndex embeddings: \d+ requests, 24 texts", result.stdout)
+        assert "Backend used: api" in result.stdout
+
+
+def test_demo_accepts_base_url(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with StandInServer() as server:
+        monkeypatch.setenv("AIMLAPI_API_KEY", server.api_key or "")
+        assert load_demo().main(["--base-url", server.url]) == 0
+        assert server.embedding_requests
+    out = capsys.readouterr().out
+    assert top_passages(out) == {question: (top, top) for question, top in EXPECTED_TOP.items()}
+
+
+def test_demo_switches_to_local_when_the_api_refuses_the_model(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tiny_model_dir: Path
+) -> None:
+    with StandInServer(models=("other",)) as server:
+        monkeypatch.setenv("AIMLAPI_API_KEY", server.api_key or "")
+        code = load_demo().main(
+            ["--base-url", server.url, "--local-model-path", str(tiny_model_dir)]
+        )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "deprecated" in err and "Switching this instance to the local backend" in err
+    assert "Backend used: local" in out
+    assert len(top_passages(out)) == len(EXPECTED_TOP)
+
+
+def test_demo_without_a_key_runs_the_local_backend(
+    capsys: pytest.CaptureFixture[str], tiny_model_dir: Path
+) -> None:
+    assert load_demo().main(["--local-model-path", str(tiny_model_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "local backend (no AIMLAPI_API_KEY set)" in out
+    assert "Backend used: local" in out
+    assert len(top_passages(out)) == len(EXPECTED_TOP)  # the tiny model ranks arbitrarily
+    assert re.search(
+        r"Usage, LangChain embeddings : \d+ requests, 24 texts, \d+ tokens, 0 credits", out
+    )
+
+
+def test_demo_without_a_key_says_the_model_is_downloaded() -> None:
+    demo = load_demo()
+    _, description = demo.choose_backend(demo.parse_args([]))
+    assert "local backend (no AIMLAPI_API_KEY set)" in description
+    assert "the first run downloads it (about 440 MB) from Hugging Face" in description
+
+
+@pytest.mark.parametrize(
+    ("script", "first_hit"),
+    [
+        ("langchain_quickstart.py", "Laura is a DJ who plays records at a night club."),
+        ("llama_index_quickstart.py", "Paris is the capital of France, on the river Seine."),
+    ],
+)
+def test_quickstarts_run_as_they_are(
+    script: str,
+    first_hit: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from llama_index.core import Settings
+
+    # The LlamaIndex quickstart sets the global Settings.embed_model: restore it afterwards.
+    monkeypatch.setattr(Settings, "_embed_model", Settings._embed_model)
+    with StandInServer() as server:
+        monkeypatch.setenv("AIMLAPI_BASE_URL", server.url)
+        monkeypatch.setenv("AIMLAPI_API_KEY", server.api_key or "")
+        runpy.run_path(str(EXAMPLES / script), run_name="__main__")
+        assert server.embedding_requests
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith(first_hit)
+    assert "prompt_tokens=" in lines[-1]
