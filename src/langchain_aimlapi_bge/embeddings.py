@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 try:
     from langchain_core.embeddings import Embeddings
@@ -13,44 +14,40 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 from typing_extensions import Self
 
+from aimlapi_bge.adapter_support import CoreBacked
 from aimlapi_bge.config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MODEL,
     DEFAULT_TIMEOUT,
-    EmbedderConfig,
-    resolve_config,
 )
 from aimlapi_bge.embedder import Embedder
-from aimlapi_bge.usage import Usage
 
 __all__ = ["AIMLBGEEmbeddings"]
 
-# The fields that configure the core (named as resolve_config's arguments); all but
-# show_progress_bar, which is read on each call.
-_SETTINGS = frozenset(
-    {
-        "model",
-        "api_key",
-        "base_url",
-        "batch_size",
-        "max_concurrency",
-        "max_retries",
-        "timeout",
-        "query_instruction",
-        "default_headers",
-        "backend",
-        "fallback",
-        "cache_dir",
-        "local_model_path",
-        "http_client",
-        "http_async_client",
-    }
+# The fields that configure the core (each is resolve_config's argument of the same name);
+# show_progress_bar is read on each call instead.
+_SETTINGS = (
+    "model",
+    "api_key",
+    "base_url",
+    "batch_size",
+    "max_concurrency",
+    "max_retries",
+    "timeout",
+    "query_instruction",
+    "default_headers",
+    "backend",
+    "fallback",
+    "cache_dir",
+    "local_model_path",
+    "http_client",
+    "http_async_client",
 )
 
 
-class AIMLBGEEmbeddings(BaseModel, Embeddings):
+class AIMLBGEEmbeddings(CoreBacked, BaseModel, Embeddings):
     """BAAI/bge-base-en-v1.5 embeddings from the AI/ML API (or in-process), for LangChain.
 
     Setup:
@@ -156,53 +153,14 @@ class AIMLBGEEmbeddings(BaseModel, Embeddings):
     http_async_client: Any = Field(default=None, exclude=True)
     """Optional ``httpx`` async client for the async path."""
 
+    _SETTING_NAMES: ClassVar[Mapping[str, str]] = {name: name for name in _SETTINGS}
     _embedder: Embedder = PrivateAttr()
     _inputs: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _build_embedder(self) -> Self:
-        self._inputs = {name: getattr(self, name) for name in _SETTINGS}
-        self._install(resolve_config(**self._inputs))
+        self._init_embedder()
         return self
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        """Setting a field after construction rebuilds the core (usage restarts from zero).
-
-        The new value is resolved with the constructor's other arguments, as if given to
-        the constructor: an environment key is re-checked against the new ``base_url``.
-        """
-        if name not in _SETTINGS:
-            super().__setattr__(name, value)
-            return
-        inputs = {**self._inputs, name: value}
-        config = resolve_config(**inputs)  # an invalid value raises here and changes nothing
-        super().__setattr__(name, value)
-        self._inputs = inputs
-        self._install(config)
-
-    def _install(self, config: EmbedderConfig) -> None:
-        # Show the resolved values (key from the environment, default endpoint, instruction).
-        self.__dict__.update(
-            api_key=config.api_key,
-            base_url=config.base_url,
-            backend=config.backend,
-            query_instruction=config.query_instruction,
-        )
-        self._embedder = Embedder(config)
-
-    @property
-    def usage(self) -> Usage:
-        """Requests, prompt tokens and credits used by this instance so far."""
-        return self._embedder.usage
-
-    def reset_usage(self) -> Usage:
-        """Return the usage so far and start counting from zero."""
-        return self._embedder.reset_usage()
-
-    @property
-    def embedder(self) -> Embedder:
-        """The framework-free core embedder behind this instance."""
-        return self._embedder
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents (no query instruction), in input order."""

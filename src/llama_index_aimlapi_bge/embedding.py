@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 try:
     from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
@@ -19,17 +20,15 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from typing_extensions import Self
 
+from aimlapi_bge.adapter_support import CoreBacked
 from aimlapi_bge.config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MODEL,
     DEFAULT_TIMEOUT,
-    EmbedderConfig,
-    resolve_config,
 )
 from aimlapi_bge.embedder import Embedder
-from aimlapi_bge.usage import Usage
 
 __all__ = ["AIMLBGEEmbedding"]
 
@@ -55,11 +54,7 @@ _SETTINGS = {
 }
 
 
-def _resolve(inputs: dict[str, Any]) -> EmbedderConfig:
-    return resolve_config(**{_SETTINGS[name]: value for name, value in inputs.items()})
-
-
-class AIMLBGEEmbedding(BaseEmbedding):
+class AIMLBGEEmbedding(CoreBacked, BaseEmbedding):
     """BAAI/bge-base-en-v1.5 embeddings from the AI/ML API (or in-process), for LlamaIndex.
 
     Setup:
@@ -132,58 +127,19 @@ class AIMLBGEEmbedding(BaseEmbedding):
     http_client: Any = Field(default=None, exclude=True, repr=False)
     http_async_client: Any = Field(default=None, exclude=True, repr=False)
 
+    _SETTING_NAMES: ClassVar[Mapping[str, str]] = _SETTINGS
     _embedder: Embedder = PrivateAttr()
     _inputs: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _build_embedder(self) -> Self:
-        self._inputs = {name: getattr(self, name) for name in _SETTINGS}
-        self._install(_resolve(self._inputs))
+        self._init_embedder()
         return self
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        """Setting a field after construction rebuilds the core (usage restarts from zero).
-
-        The new value is resolved with the constructor's other arguments, as if given to
-        the constructor: an environment key is re-checked against the new ``base_url``.
-        """
-        if name not in _SETTINGS:
-            super().__setattr__(name, value)
-            return
-        inputs = {**self._inputs, name: value}
-        config = _resolve(inputs)  # an invalid value raises here and changes nothing
-        super().__setattr__(name, value)
-        self._inputs = inputs
-        self._install(config)
-
-    def _install(self, config: EmbedderConfig) -> None:
-        # Show the resolved values (key from the environment, default endpoint, instruction).
-        self.__dict__.update(
-            api_key=config.api_key,
-            base_url=config.base_url,
-            backend=config.backend,
-            query_instruction=config.query_instruction,
-        )
-        self._embedder = Embedder(config)
 
     @classmethod
     def class_name(cls) -> str:
         """The name LlamaIndex stores in ``to_dict()`` / ``to_json()`` output."""
         return "AIMLBGEEmbedding"
-
-    @property
-    def usage(self) -> Usage:
-        """Requests, prompt tokens and credits used by this instance so far."""
-        return self._embedder.usage
-
-    def reset_usage(self) -> Usage:
-        """Return the usage so far and start counting from zero."""
-        return self._embedder.reset_usage()
-
-    @property
-    def embedder(self) -> Embedder:
-        """The framework-free core embedder behind this instance."""
-        return self._embedder
 
     def _get_query_embedding(self, query: str) -> Embedding:
         return self._embedder.embed_query(query)
