@@ -1,12 +1,13 @@
 """An in-flight limit that backs off under rate limiting (AIMD), for threads and for asyncio.
 
 The limit starts at ``max_concurrency``. A 429 from the server (retried ones included,
-reported by the HTTP client's response hook) halves it; the answers still due to requests
-sent under the old limit are then ignored (one halving per window, as TCP does once per round
-trip), so one burst of 429s counts once and a storm that persists halves it again. Each
-success adds ``1/limit``, so it climbs back by about one slot per round of requests. A job
-under a sustained rate limit therefore settles near what the server allows instead of burning
-its retries.
+reported by the HTTP client's response hook) multiplies it by ``DECREASE``; the answers still
+due to requests sent under the old limit are then ignored (one decrease per window, as TCP
+does once per round trip), so one burst of 429s counts once and a storm that persists lowers
+it again. Each success adds ``1/limit`` (about one slot per round of requests), ``CAUTION``
+times less near the level that last drew a 429. A job under a sustained rate limit therefore
+settles near what the server allows instead of burning its retries; the embedder also resends
+a batch whose retries ran out while more requests were in flight than the lowered limit allows.
 """
 
 from __future__ import annotations
