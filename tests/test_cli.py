@@ -259,7 +259,7 @@ def test_resume_after_the_process_is_stopped(
     corpus, texts = _corpus(tmp_path, 320)
     output = tmp_path / "vectors.jsonl"
     options = ["--batch-size", "8", "--max-concurrency", "2", "--no-progress"]
-    with StandInServer(latency=0.05) as server:
+    with StandInServer(latency=0.2) as server:
         env = {
             **os.environ,
             "AIMLAPI_BASE_URL": server.url,
@@ -288,6 +288,7 @@ def test_resume_after_the_process_is_stopped(
         done = {json.loads(line)["id"] for line in complete}
         assert 48 <= len(done) < len(texts)
         server.reset()
+        server.settings.latency = 0.0  # slow only while the run is being stopped
 
         env_for(server)  # the rerun (in-process, to keep the test fast) resumes the same file
         code, _, err = run(capsys, "embed", "-i", corpus, "-o", output, *options)

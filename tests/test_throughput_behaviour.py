@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from aimlapi_bge import BGE_QUERY_INSTRUCTION, RateLimitError
+from aimlapi_bge.embedder import MAX_RATE_LIMIT_RESENDS
 from aimlapi_bge.standin import StandInServer
 from fault_support import embedding_inputs, expected, make
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
@@ -165,6 +166,19 @@ def test_a_server_that_always_refuses_still_ends_in_rate_limit_error() -> None:
             embedder.embed([f"t{i}" for i in range(8)])
         assert caught.value.embedded_count == 0
         assert embedder.in_flight_limit.limit == 1
+
+
+def test_a_batch_still_refused_while_others_get_through_is_resent_a_bounded_number_of_times() -> (
+    None
+):
+    with StandInServer(fail_on_text={"unlucky": 429}, retry_after=0.01) as server:
+        embedder = make(server, batch_size=1, max_concurrency=1, max_retries=0)
+        with pytest.raises(RateLimitError) as caught:
+            embedder.embed(["fine", "also fine", "unlucky"])
+        assert caught.value.failed_positions == [2]
+        assert caught.value.embedded_count == 2
+        sent = embedding_inputs(server)
+        assert sent.count(["unlucky"]) == 1 + MAX_RATE_LIMIT_RESENDS
 
 
 def test_memory_is_the_vectors_plus_a_small_constant() -> None:

@@ -55,6 +55,9 @@ logger = logging.getLogger("aimlapi_bge")
 
 # Bisection requests spent isolating rejected texts, per call, before giving up on the rest.
 MAX_ISOLATED_FAILURES = 16
+# Times one batch is sent again after the SDK's retries ran out on 429 while the rest of the
+# call was getting through (the server rations, it does not refuse).
+MAX_RATE_LIMIT_RESENDS = 3
 
 
 class FallbackWarning(UserWarning):
@@ -108,6 +111,8 @@ class _Job:
         self.failures: list[tuple[int, int, AIMLAPIError]] = []
         self.fatal: AIMLAPIError | None = None
         self.isolations_left = MAX_ISOLATED_FAILURES
+        self.batches_done = 0
+        self.rate_limit_resends: dict[tuple[int, int], int] = {}
         self.lock = threading.Lock()
         self.progress: Any = None
         if show_progress:  # tqdm is imported and built only when a bar is wanted
@@ -129,6 +134,16 @@ class _Job:
             self.cursor = min(len(self.unique), start + batch_size)
             return start, self.cursor
 
+    def may_resend_after_rate_limit(self, item: tuple[int, int], overcommitted: bool) -> bool:
+        """True (and counted) when a batch refused with 429 should be sent again: we had
+        overcommitted, or other batches of this call are getting through."""
+        with self.lock:
+            resends = self.rate_limit_resends.get(item, 0)
+            if resends >= MAX_RATE_LIMIT_RESENDS or not (overcommitted or self.batches_done):
+                return False
+            self.rate_limit_resends[item] = resends + 1
+            return True
+
     def requeue(self, *items: tuple[int, int]) -> None:
         with self.lock:
             self.pending.extendleft(reversed(items))
@@ -143,6 +158,8 @@ class _Job:
         return -(-len(self.unique) // batch_size)
 
     def advance(self, count: int) -> None:
+        with self.lock:
+            self.batches_done += 1
         if self.progress is not None:
             self.progress.update(count)
 
@@ -393,9 +410,12 @@ class Embedder:
         """
         start, end = item
         size = end - start
-        if isinstance(error, RateLimitError) and crowd > self._limit.limit:
-            # Refused while more requests were in flight than the limit now allows: our own
-            # overcommit, backed off from since. Send it again under the lower limit.
+        if isinstance(error, RateLimitError) and job.may_resend_after_rate_limit(
+            item, overcommitted=crowd > self._limit.limit
+        ):
+            # Refused while more requests were in flight than the limit now allows (our own
+            # overcommit, backed off from since), or while other batches get through: the
+            # server rations rather than refuses. Send it again under the lowered limit.
             job.requeue(item)
             return
         if isinstance(error, BatchTooLargeError):
