@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TextIO
@@ -29,6 +32,22 @@ __all__ = ["CorpusError", "CorpusJob", "Record", "RecordId", "detect_format", "r
 RecordId = int | str
 InputFormat = Literal["auto", "text", "jsonl"]
 _JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold SIGINT back (POSIX, main thread) until the block is done."""
+    can_block = hasattr(signal, "pthread_sigmask") and (
+        threading.current_thread() is threading.main_thread()
+    )
+    if not can_block:
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class CorpusError(ValueError):
@@ -149,13 +168,13 @@ class VectorFile:
                 " --output."
             )
         self.dimension = dimension
-        self._handle.write(
-            "".join(
-                json.dumps({"id": record_id, "embedding": vector}, separators=(",", ":")) + "\n"
-                for record_id, vector in records
-            )
+        lines = "".join(
+            json.dumps({"id": record_id, "embedding": vector}, separators=(",", ":")) + "\n"
+            for record_id, vector in records
         )
-        self._handle.flush()
+        with _sigint_deferred():  # Ctrl-C lands after the write: never half a line
+            self._handle.write(lines)
+            self._handle.flush()
         self.ids.update(record_id for record_id, _ in records)
 
     def close(self) -> None:
