@@ -259,7 +259,10 @@ def test_resume_after_the_process_is_stopped(
     corpus, texts = _corpus(tmp_path, 320)
     output = tmp_path / "vectors.jsonl"
     options = ["--batch-size", "8", "--max-concurrency", "2", "--no-progress"]
-    with StandInServer(latency=0.2) as server:
+    with StandInServer(latency=0.02, slow_seconds=1.5) as server:
+        # The first 6 requests (3 written groups of 16) answer at once; later ones hang for 1.5 s,
+        # so the run is surely still going when the signal is sent, however loaded the machine.
+        server.inject(*([None] * 6), *(["slow"] * 34))  # type: ignore[arg-type]
         env = {
             **os.environ,
             "AIMLAPI_BASE_URL": server.url,
@@ -287,8 +290,7 @@ def test_resume_after_the_process_is_stopped(
         complete = output.read_bytes().rsplit(b"\n", 1)[0].splitlines()
         done = {json.loads(line)["id"] for line in complete}
         assert 48 <= len(done) < len(texts)
-        server.reset()
-        server.settings.latency = 0.0  # slow only while the run is being stopped
+        server.reset()  # no more slow answers
 
         env_for(server)  # the rerun (in-process, to keep the test fast) resumes the same file
         code, _, err = run(capsys, "embed", "-i", corpus, "-o", output, *options)
