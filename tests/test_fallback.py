@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import subprocess
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from aimlapi_bge import (
     resolve_config,
 )
 from aimlapi_bge.standin import StandInServer, standin_vector
+from isolation import import_error_with
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
 from tiny_model import HIDDEN, reference_vectors
 
@@ -199,18 +198,12 @@ def test_rejected_input_does_not_switch(
 
 
 def test_fallback_without_the_local_extra_fails_at_construction() -> None:
-    code = (
-        "import sys\n"
-        "sys.modules['fastembed'] = None\n"
-        "from aimlapi_bge import Embedder, resolve_config\n"
-        "config = resolve_config(base_url='http://127.0.0.1:9/v1', fallback='local')\n"
-        "try:\n"
-        "    Embedder(config)\n"
-        "except ImportError as exc:\n"
-        "    print(exc)\n"
+    message = import_error_with(
+        ["fastembed"],
+        """
+        from aimlapi_bge import Embedder, resolve_config
+        Embedder(resolve_config(base_url='http://127.0.0.1:9/v1', fallback='local'))
+        """,
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert "fallback='local'" in result.stdout
-    assert "pip install 'aimlapi-bge[local]'" in result.stdout
+    assert "fallback='local'" in message
+    assert "pip install 'aimlapi-bge[local]'" in message

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +24,7 @@ from aimlapi_bge import (
     resolve_config,
 )
 from aimlapi_bge.local import HF_REPO, MODEL_FILE, default_cache_dir, find_cached_model
+from isolation import import_error_with
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
 from llama_index_aimlapi_bge import AIMLBGEEmbedding
 from tiny_model import (
@@ -239,18 +238,8 @@ def test_other_models_need_a_local_model_path() -> None:
 
 
 def test_import_without_fastembed_names_the_extra() -> None:
-    code = (
-        "import sys\n"
-        "sys.modules['fastembed'] = None\n"
-        "try:\n"
-        "    import aimlapi_bge.local\n"
-        "except ImportError as exc:\n"
-        "    print(exc)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert "pip install 'aimlapi-bge[local]'" in result.stdout
+    message = import_error_with(["fastembed"], "import aimlapi_bge.local")
+    assert "pip install 'aimlapi-bge[local]'" in message
 
 
 @pytest.mark.real_model

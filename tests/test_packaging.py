@@ -14,16 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from isolation import import_error_with, run_python
+
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 PACKAGES = ("aimlapi_bge", "langchain_aimlapi_bge", "llama_index_aimlapi_bge")
 FRAMEWORKS = ("langchain", "llama_index")
-
-
-def run_python(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 @pytest.mark.parametrize(
@@ -40,20 +36,7 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 def test_adapter_without_its_framework_names_the_extra(
     package: str, blocked: list[str], extra: str
 ) -> None:
-    code = (
-        "import sys\n"
-        f"for name in {blocked!r}:\n"
-        "    sys.modules[name] = None\n"
-        "try:\n"
-        f"    import {package}\n"
-        "except ImportError as exc:\n"
-        "    print(exc)\n"
-        "else:\n"
-        "    print('imported')\n"
-    )
-    result = run_python(code)
-    assert result.returncode == 0, result.stderr
-    assert extra in result.stdout
+    assert extra in import_error_with(blocked, f"import {package}")
 
 
 def test_core_imports_no_framework() -> None:
