@@ -7,7 +7,8 @@ does once per round trip), so one burst of 429s counts once and a storm that per
 it again. Each success adds ``1/limit`` (about one slot per round of requests), ``CAUTION``
 times less near the level that last drew a 429. A job under a sustained rate limit therefore
 settles near what the server allows instead of burning its retries; the embedder also resends
-a batch whose retries ran out while more requests were in flight than the lowered limit allows.
+(a bounded number of times) a batch whose retries ran out while it had overcommitted or while
+the rest of the call was getting through.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ class AdaptiveLimit:
         return max(1, int(self._limit))
 
     def on_rate_limited(self) -> None:
-        """A 429 arrived: halve the limit, unless it answers a request sent before the last
-        halving (those are still due after a halving and say nothing about the new limit)."""
+        """A 429 arrived: multiply the limit by ``DECREASE``, unless it answers a request sent
+        before the last decrease (those say nothing about the new limit)."""
         with self._condition:
             if self._stale_answers > 0:
                 self._stale_answers -= 1
