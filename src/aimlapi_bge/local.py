@@ -241,11 +241,10 @@ class LocalBackend:
             except Exception as exc:
                 cause = f"the download from Hugging Face failed: {type(exc).__name__}: {exc}"
             else:
-                if not _missing(path, (MODEL_FILE,)):
+                missing = _missing(path, (MODEL_FILE,))
+                if not missing:
                     return path
-                cause = (
-                    f"the download left {path} without {', '.join(_missing(path, (MODEL_FILE,)))}"
-                )
+                cause = f"the download left {path} without {', '.join(missing)}"
         raise LocalModelUnavailableError(
             f"The local backend needs {HF_REPO}'s full-precision files ({MODEL_FILE}, about"
             f" 436 MB, and the tokenizer files): they are not in cache_dir={self.cache_dir!r} and"
