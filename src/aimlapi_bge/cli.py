@@ -356,9 +356,8 @@ def _ids(ids: Sequence[RecordId], limit: int = 10) -> str:
 
 
 def _embed_texts(embedder: Embedder, texts: list[str], *, query: bool) -> int:
-    prefix = embedder.config.query_instruction if query else ""
     try:
-        vectors = embedder.embed([prefix + text for text in texts])
+        vectors = embedder.embed(texts, as_queries=query)
     except InvalidInputError as error:
         code = _report(error)
         if error.positions:

@@ -251,7 +251,6 @@ class CorpusJob:
         done = output.ids & input_ids
         self.skipped = len(done)
         self.foreign = len(output.ids - input_ids)
-        prefix = self.embedder.config.query_instruction if self.query else ""
         progress = tqdm(
             total=self.total,
             initial=self.skipped,
@@ -261,16 +260,18 @@ class CorpusJob:
         )
         try:
             for group in self._groups(done):
-                self._embed_group(group, prefix, output)
+                self._embed_group(group, output)
                 progress.update(len(group))
         finally:
             progress.close()
             output.close()
 
-    def _embed_group(self, group: list[Record], prefix: str, output: VectorFile) -> None:
-        texts = [prefix + record.text for record in group]
+    def _embed_group(self, group: list[Record], output: VectorFile) -> None:
+        texts = [record.text for record in group]
         try:
-            vectors: list[list[float] | None] = list(self.embedder.embed(texts))
+            vectors: list[list[float] | None] = list(
+                self.embedder.embed(texts, as_queries=self.query)
+            )
         except AIMLAPIError as error:
             if error.embeddings is None:
                 self.failed_ids = [record.id for record in group]

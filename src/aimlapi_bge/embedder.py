@@ -76,7 +76,8 @@ class EmbeddingBackend(Protocol):
     def close(self) -> None: ...
 
 
-def _check_texts(texts: Sequence[str]) -> list[str]:
+def _check_texts(texts: Sequence[str], prefix: str = "") -> list[str]:
+    """The texts to send: type-checked (naming the position), ``prefix`` added, blank -> " "."""
     if isinstance(texts, (str, bytes)):
         raise TypeError(
             f"Expected a list of strings, got a single {type(texts).__name__}; wrap it in a list"
@@ -89,8 +90,15 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
                 f"Text at position {position} is a {type(text).__name__}, not a str; nothing"
                 " was sent."
             )
+        text = prefix + text
         checked.append(text if text.strip() else " ")
     return checked
+
+
+def _check_query(text: str) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"The query is a {type(text).__name__}, not a str.")
+    return text
 
 
 class _Job:
@@ -298,9 +306,12 @@ class Embedder:
 
     # --- public API -----------------------------------------------------------------------
 
-    def embed(self, texts: Sequence[str], *, show_progress: bool = False) -> list[list[float]]:
-        """Embed documents, concurrently in batches, in input order."""
-        job = _Job(_check_texts(texts), show_progress)
+    def embed(
+        self, texts: Sequence[str], *, as_queries: bool = False, show_progress: bool = False
+    ) -> list[list[float]]:
+        """Embed documents (or, with ``as_queries``, search queries: each prefixed with the
+        query instruction), concurrently in batches, in input order."""
+        job = _Job(self._texts_to_send(texts, as_queries), show_progress)
         workers = min(self.config.max_concurrency, job.batch_count(self._batch_size))
         if workers <= 1:
             self._work(job)
@@ -316,10 +327,10 @@ class Embedder:
         return job.finish()
 
     async def aembed(
-        self, texts: Sequence[str], *, show_progress: bool = False
+        self, texts: Sequence[str], *, as_queries: bool = False, show_progress: bool = False
     ) -> list[list[float]]:
-        """Embed documents without blocking the event loop; same semantics as :meth:`embed`."""
-        job = _Job(_check_texts(texts), show_progress)
+        """Embed without blocking the event loop; same semantics as :meth:`embed`."""
+        job = _Job(self._texts_to_send(texts, as_queries), show_progress)
         workers = min(self.config.max_concurrency, job.batch_count(self._batch_size))
         if workers <= 1:
             await self._awork(job)
@@ -333,16 +344,14 @@ class Embedder:
 
     def embed_query(self, text: str) -> list[float]:
         """Embed a search query, prefixed with the query instruction."""
-        return self.embed([self._query_text(text)])[0]
+        return self.embed([_check_query(text)], as_queries=True)[0]
 
     async def aembed_query(self, text: str) -> list[float]:
         """Async :meth:`embed_query`."""
-        return (await self.aembed([self._query_text(text)]))[0]
+        return (await self.aembed([_check_query(text)], as_queries=True))[0]
 
-    def _query_text(self, text: str) -> str:
-        if not isinstance(text, str):
-            raise TypeError(f"The query is a {type(text).__name__}, not a str.")
-        return self.config.query_instruction + text
+    def _texts_to_send(self, texts: Sequence[str], as_queries: bool) -> list[str]:
+        return _check_texts(texts, self.config.query_instruction if as_queries else "")
 
     # --- workers --------------------------------------------------------------------------
 
