@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-test
 
-.PHONY: install test lint demo record bench clean
+.PHONY: install test lint demo record bench standin clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,11 +28,11 @@ demo: $(STAMP)
 	$(PY) examples/rag_demo.py
 
 ## make record: re-record cassettes/ against $$AIMLAPI_BASE_URL with $$AIMLAPI_API_KEY (the live
-## API, or the stand-in: python -m aimlapi_bge.standin), then scan them for credentials.
+## API, or the stand-in: make standin), then scan them for credentials.
 ## RECORD_ARGS="-k retrieval" re-records only the cassettes the selected tests use.
 record: $(STAMP)
-	$(PY) -m pytest tests/test_cassettes.py --record-mode=rewrite --force-enable-socket -p no:randomly $(RECORD_ARGS)
-	$(PY) -m pytest tests/test_cassette_hygiene.py -k no_cassette_holds_a_credential -p no:randomly
+	$(PY) -m pytest tests/integration/test_cassettes.py --record-mode=rewrite --force-enable-socket -p no:randomly $(RECORD_ARGS)
+	$(PY) -m pytest tests/integration/test_cassette_hygiene.py -k no_cassette_holds_a_credential -p no:randomly
 
 ## make bench: throughput side by side (see bench/throughput.py --help); BENCH_ARGS=--quick.
 $(VENV)/.installed-bench: pyproject.toml $(STAMP)
@@ -41,6 +41,10 @@ $(VENV)/.installed-bench: pyproject.toml $(STAMP)
 
 bench: $(VENV)/.installed-bench
 	$(PY) bench/throughput.py $(BENCH_ARGS)
+
+## make standin: the stand-in AI/ML API on 127.0.0.1 (test support, not shipped): STANDIN_ARGS="--port 8765".
+standin: $(STAMP)
+	PYTHONPATH=tests $(PY) -m support.standin $(STANDIN_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from aimlapi_bge.standin import StandInServer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the stand-in is test support
+from support.standin import StandInServer
 
 #: The key the benchmark's clients send (the stand-in checks it like the real service).
 BENCH_KEY = "bench-key"

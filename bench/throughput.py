@@ -47,7 +47,8 @@ import httpx2
 import numpy as np
 import openai
 
-from aimlapi_bge.standin import standin_vector
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the stand-in is test support
+from support.standin import standin_vector
 
 MODEL = "BAAI/bge-base-en-v1.5"
 KEY = "bench-key"  # the key bench/standin_server.py requires

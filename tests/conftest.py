@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aimlapi_bge.standin import StandInServer
+from support.standin import StandInServer
 
 _ENV_VARS = (
     "AIMLAPI_API_KEY",
@@ -49,6 +49,6 @@ def api_args(standin: StandInServer) -> dict[str, object]:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny BERT-like model directory (ONNX graph + WordPiece tokenizer), see tiny_model.py."""
-    from tiny_model import build_tiny_model
+    from support.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))

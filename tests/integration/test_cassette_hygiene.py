@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from aimlapi_bge.standin import StandInServer, count_tokens, standin_vector
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
-from vcr_published import PUBLISHED_SOURCE, build_published_cassette
-from vcr_support import (
+from support.standin import StandInServer, count_tokens, standin_vector
+from support.vcr_published import PUBLISHED_SOURCE, build_published_cassette
+from support.vcr_support import (
     CASSETTE_DIR,
     PLACEHOLDER_KEY,
     PUBLISHED_CASSETTE,
@@ -179,9 +179,10 @@ def test_make_record_against_the_standin_from_a_shell(tmp_path: Path) -> None:
     key = "standin-" + os.urandom(6).hex()
     before = _digest(PUBLISHED_DIR)
     server = subprocess.Popen(
-        [sys.executable, "-m", "aimlapi_bge.standin", "--port", "0", "--api-key", key],
+        [sys.executable, "-m", "support.standin", "--port", "0", "--api-key", key],
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
     )
     try:
         assert server.stdout is not None

@@ -22,10 +22,10 @@ from aimlapi_bge import (
     ModelNotAvailableError,
     resolve_config,
 )
-from aimlapi_bge.standin import StandInServer, standin_vector
-from isolation import import_error_with
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
-from tiny_model import HIDDEN, reference_vectors
+from support.isolation import import_error_with
+from support.standin import StandInServer, standin_vector
+from support.tiny_model import HIDDEN, reference_vectors
 
 TEXTS = ["Laura is a DJ.", "the cat sat on the mat", "Laura is a DJ.", "paris in france"]
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from aimlapi_bge import BGE_QUERY_INSTRUCTION, AuthenticationError, Embedder, resolve_config
-from aimlapi_bge.standin import StandInServer, count_tokens, standin_vector
+from support.standin import StandInServer, count_tokens, standin_vector
 
 
 def make(server: StandInServer, **settings: object) -> Embedder:

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from aimlapi_bge import BGE_QUERY_INSTRUCTION, InputTooLongError
-from aimlapi_bge.standin import StandInServer, count_tokens
-from fault_support import embedding_inputs, expected, make
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
 from llama_index_aimlapi_bge import AIMLBGEEmbedding
+from support.helpers import embedding_inputs, expected, make
+from support.standin import StandInServer, count_tokens
 
 
 def words(count: int) -> str:

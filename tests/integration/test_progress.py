@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from aimlapi_bge.standin import StandInServer
-from fault_support import expected, make
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
 from llama_index_aimlapi_bge import AIMLBGEEmbedding
+from support.helpers import expected, make
+from support.standin import StandInServer
 
 TEXTS = [f"passage {i}" for i in range(6)]
 

@@ -24,7 +24,7 @@ from vcr.request import Request
 from vcr.serialize import serialize
 from vcr.serializers import yamlserializer
 
-from vcr_support import CREDENTIAL_HEADERS, PUBLISHED_CASSETTE, PUBLISHED_DIR
+from support.vcr_support import CREDENTIAL_HEADERS, PUBLISHED_CASSETTE, PUBLISHED_DIR
 
 PUBLISHED_SOURCE = PUBLISHED_DIR / "published_example.source.json"
 PUBLISHED_TEXT = "Laura is a DJ."

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from isolation import import_error_with, run_python
+from support.isolation import import_error_with, run_python
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
 PACKAGES = ("aimlapi_bge", "langchain_aimlapi_bge", "llama_index_aimlapi_bge")
 FRAMEWORKS = ("langchain", "llama_index")

@@ -13,8 +13,8 @@ from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 from langchain_tests.unit_tests import EmbeddingsUnitTests
 
 from aimlapi_bge import BGE_QUERY_INSTRUCTION, DEFAULT_BASE_URL, DEFAULT_MODEL
-from aimlapi_bge.standin import StandInServer
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
+from support.standin import StandInServer
 
 
 class TestAIMLBGEEmbeddingsUnit(EmbeddingsUnitTests):

@@ -20,8 +20,8 @@ from llama_index.core.rate_limiter import BaseRateLimiter
 from llama_index.core.storage.kvstore import SimpleKVStore
 
 from aimlapi_bge import BGE_QUERY_INSTRUCTION, Embedder
-from aimlapi_bge.standin import StandInServer, standin_vector
 from llama_index_aimlapi_bge import AIMLBGEEmbedding
+from support.standin import StandInServer, standin_vector
 
 TEXTS = ["Laura is a DJ.", "Paris is in France.", "Cats sleep a lot.", "Rust has no GC.", "Tea"]
 QUERY = "Who is Laura?"

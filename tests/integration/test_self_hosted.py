@@ -20,9 +20,9 @@ from aimlapi_bge import (
     RateLimitError,
     resolve_config,
 )
-from aimlapi_bge.standin import StandInServer, standin_vector
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
 from llama_index_aimlapi_bge import AIMLBGEEmbedding
+from support.standin import StandInServer, standin_vector
 
 
 def keyless(server: StandInServer, **settings: object) -> Embedder:

@@ -32,10 +32,10 @@ from aimlapi_bge import (
     resolve_config,
 )
 from aimlapi_bge.embedder import describe
-from aimlapi_bge.standin import StandInServer
-from fault_support import SECRET, expected, make, routed_client
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
 from llama_index_aimlapi_bge import AIMLBGEEmbedding
+from support.helpers import SECRET, expected, make, routed_client
+from support.standin import StandInServer
 
 ELSEWHERE = "https://embeddings.example.com/v1"
 

@@ -21,10 +21,10 @@ import pytest
 
 from aimlapi_bge import BGE_QUERY_INSTRUCTION, RateLimitError
 from aimlapi_bge.embedder import MAX_RATE_LIMIT_RESENDS
-from aimlapi_bge.standin import StandInServer
-from fault_support import embedding_inputs, expected, make
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
 from llama_index_aimlapi_bge import AIMLBGEEmbedding
+from support.helpers import embedding_inputs, expected, make
+from support.standin import StandInServer
 
 Vectors = list[list[float]]
 TEXTS = [f"passage number {i} about rivers" for i in range(24)]

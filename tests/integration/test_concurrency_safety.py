@@ -13,9 +13,9 @@ import openai
 import pytest
 
 from aimlapi_bge import Embedder
-from aimlapi_bge.standin import StandInServer, count_tokens
-from fault_support import expected, make
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
+from support.helpers import expected, make
+from support.standin import StandInServer, count_tokens
 
 
 def _texts(caller: int, call: int) -> list[str]:

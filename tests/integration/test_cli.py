@@ -27,7 +27,7 @@ from aimlapi_bge.cli import (
     EXIT_USAGE,
     main,
 )
-from aimlapi_bge.standin import StandInServer, standin_vector
+from support.standin import StandInServer, standin_vector
 
 
 @pytest.fixture

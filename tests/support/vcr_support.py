@@ -36,7 +36,7 @@ import yaml
 from vcr.cassette import Cassette
 from vcr.request import Request
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED_DIR = REPO_ROOT / "cassettes"
 PUBLISHED_NAME = "published_example"
 PUBLISHED_CASSETTE = PUBLISHED_DIR / f"{PUBLISHED_NAME}.yaml"

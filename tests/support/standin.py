@@ -518,9 +518,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a stand-in server from a shell until interrupted (``python -m aimlapi_bge.standin``)."""
+    """Run a stand-in server from a shell until interrupted (``python -m support.standin``)."""
     parser = argparse.ArgumentParser(
-        prog="python -m aimlapi_bge.standin",
+        prog="python -m support.standin",
         description="A stand-in for the AI/ML API's /v1/embeddings on 127.0.0.1.",
     )
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")

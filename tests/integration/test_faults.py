@@ -24,8 +24,8 @@ from aimlapi_bge import (
     ServiceError,
 )
 from aimlapi_bge.decoding import BatchResult
-from aimlapi_bge.standin import StandInServer
-from fault_support import FAST, embedding_inputs, expected, make
+from support.helpers import FAST, embedding_inputs, expected, make
+from support.standin import StandInServer
 
 TEXTS = ["first passage", "second passage", "third passage"]
 TRANSPORT_FAULTS = ["drop", "truncate", "slow"]

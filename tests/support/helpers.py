@@ -8,7 +8,7 @@ import httpx2
 import openai
 
 from aimlapi_bge import Embedder, resolve_config
-from aimlapi_bge.standin import StandInServer, standin_vector
+from support.standin import StandInServer, standin_vector
 
 SECRET = "sk-test-S3CRET-7f3a9c41"
 """A key distinctive enough that finding it anywhere is a leak."""

@@ -14,9 +14,9 @@ from types import ModuleType
 
 import pytest
 
-from aimlapi_bge.standin import StandInServer
+from support.standin import StandInServer
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXPECTED_TOP = {
     "What volcano buried Pompeii and Herculaneum?": "vesuvius",
     "How do honeybees tell hive mates where flowers are?": "honeybees",

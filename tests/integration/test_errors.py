@@ -20,9 +20,9 @@ from aimlapi_bge import (
     ModelNotAvailableError,
     resolve_config,
 )
-from aimlapi_bge.standin import StandInServer
-from fault_support import embedding_inputs, expected, make
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
+from support.helpers import embedding_inputs, expected, make
+from support.standin import StandInServer
 
 
 def test_a_refused_key_names_the_variable_and_is_not_retried(standin: StandInServer) -> None:

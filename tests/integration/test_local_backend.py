@@ -24,10 +24,10 @@ from aimlapi_bge import (
     resolve_config,
 )
 from aimlapi_bge.local import HF_REPO, MODEL_FILE, default_cache_dir, find_cached_model
-from isolation import import_error_with
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
 from llama_index_aimlapi_bge import AIMLBGEEmbedding
-from tiny_model import (
+from support.isolation import import_error_with
+from support.tiny_model import (
     MAX_LENGTH,
     WORDS,
     install_in_hf_cache,
@@ -45,7 +45,7 @@ TEXTS = [
 ]
 # Read before conftest's autouse fixture clears AIMLAPI_* variables for each test.
 REAL_CACHE_DIR = os.environ.get("AIMLAPI_BGE_CACHE_DIR") or default_cache_dir()
-PUBLISHED = Path(__file__).parent / "data" / "published_laura.json"
+PUBLISHED = Path(__file__).resolve().parents[1] / "data" / "published_laura.json"
 
 
 def local(model_dir: Path, **settings: object) -> Embedder:

@@ -16,9 +16,9 @@ from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.settings import _Settings
 
 from aimlapi_bge import BGE_QUERY_INSTRUCTION
-from aimlapi_bge.standin import StandInServer
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
 from llama_index_aimlapi_bge import AIMLBGEEmbedding
+from support.standin import StandInServer
 
 PASSAGES = [
     "Laura plays techno records as a DJ in Berlin clubs.",

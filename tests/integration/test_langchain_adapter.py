@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from aimlapi_bge import BGE_QUERY_INSTRUCTION, AuthenticationError, Embedder
-from aimlapi_bge.standin import StandInServer, count_tokens, standin_vector
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
+from support.standin import StandInServer, count_tokens, standin_vector
 
 TEXTS = ["Laura is a DJ.", "Paris is in France.", "Cats sleep a lot.", "Rust has no GC.", "Tea"]
 

@@ -34,8 +34,8 @@ from vcr.errors import CannotOverwriteExistingCassetteException
 from aimlapi_bge import BGE_QUERY_INSTRUCTION
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
 from llama_index_aimlapi_bge import AIMLBGEEmbedding
-from vcr_published import PUBLISHED_TEXT, published_vector
-from vcr_support import (
+from support.vcr_published import PUBLISHED_TEXT, published_vector
+from support.vcr_support import (
     CASSETTE_DIR,
     PLACEHOLDER_KEY,
     RECORDING_API_KEY,
