@@ -40,12 +40,6 @@ def standin() -> Iterator[StandInServer]:
         yield server
 
 
-@pytest.fixture
-def api_args(standin: StandInServer) -> dict[str, object]:
-    """Constructor arguments pointing an adapter at the stand-in."""
-    return {"base_url": standin.url, "api_key": standin.api_key}
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny BERT-like model directory (ONNX graph + WordPiece tokenizer), see tiny_model.py."""

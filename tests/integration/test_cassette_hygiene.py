@@ -1,4 +1,4 @@
-"""The cassettes hold no credential, say where they came from, and re-record (issue 3).
+"""The cassettes hold no credential, say where they came from, and re-record.
 
 ``make record`` runs ``test_no_cassette_holds_a_credential`` right after recording, with the
 recording key read from ``AIMLAPI_API_KEY`` at import time.
@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from aimlapi_bge.config import is_loopback
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
-from support.standin import StandInServer, count_tokens, standin_vector
+from support.helpers import expected
+from support.standin import StandInServer, count_tokens
 from support.vcr_published import PUBLISHED_SOURCE, build_published_cassette
 from support.vcr_support import (
     CASSETTE_DIR,
@@ -28,7 +30,6 @@ from support.vcr_support import (
     REPO_ROOT,
     Scrubber,
     find_credential_leaks,
-    is_loopback_host,
     make_vcr,
     recorded_hosts,
     recorded_inputs,
@@ -96,7 +97,7 @@ def test_scrubbing_happens_before_anything_is_written(tmp_path: Path) -> None:
         with use_recording("scrubbed", "none", cassette_dir=tmp_path):
             assert replay.embed_documents(texts) == recorded
         assert len(server.embedding_requests) == 1  # the replay never reached the server
-    assert recorded == [standin_vector(t).tolist() for t in texts]
+    assert recorded == expected(texts)
     assert replay.usage.prompt_tokens == sum(count_tokens(t) for t in texts)
 
 
@@ -146,7 +147,7 @@ def test_every_cassette_is_listed_with_its_true_origin() -> None:
         if name == PUBLISHED_CASSETTE.name:
             assert origin.startswith("published documentation example")
             assert hosts == {"api.aimlapi.com"}
-        elif all(is_loopback_host(host) for host in hosts):
+        elif all(is_loopback(f"http://[{h}]/" if ":" in h else f"http://{h}/") for h in hosts):
             assert origin.startswith("stand-in server"), f"{name} was recorded on loopback"
         else:  # a live recording names its hosts and its date
             assert origin.startswith("live API"), f"{name} was recorded against {hosts}"
@@ -220,5 +221,5 @@ def test_make_record_against_the_standin_from_a_shell(tmp_path: Path) -> None:
     replay = AIMLBGEEmbeddings(api_key=PLACEHOLDER_KEY, max_retries=0)
     with use_recording("multi_batch", "none", cassette_dir=tmp_path) as tape:
         for batch in batches:
-            assert replay.embed_documents(batch) == [standin_vector(t).tolist() for t in batch]
+            assert replay.embed_documents(batch) == expected(batch)
     assert tape.play_count == 3

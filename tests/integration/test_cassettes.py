@@ -1,4 +1,4 @@
-"""Both adapters, replayed from the HTTP cassettes in ``cassettes/`` (issue 3).
+"""Both adapters, replayed from the HTTP cassettes in ``cassettes/``.
 
 Normal runs replay only: no key, the default base URL (``https://api.aimlapi.com/v1``), the
 placeholder key and ``max_retries=0``; a request missing from a cassette fails at once. With

@@ -1,4 +1,4 @@
-"""The ``aimlapi-bge`` command line against the stand-in server (issue 7).
+"""The ``aimlapi-bge`` command line against the stand-in server.
 
 Most tests call :func:`aimlapi_bge.cli.main` in-process; the resume test and the missing-key
 test run real processes (the module and the installed console script).
@@ -27,7 +27,8 @@ from aimlapi_bge.cli import (
     EXIT_USAGE,
     main,
 )
-from support.standin import StandInServer, standin_vector
+from support.helpers import expected
+from support.standin import StandInServer
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ def read_vectors(path: Path) -> list[dict[str, Any]]:
 
 
 def expected_vector(text: str) -> list[float]:
-    return standin_vector(text).tolist()
+    return expected([text])[0]
 
 
 # --- embed: arguments --------------------------------------------------------------------

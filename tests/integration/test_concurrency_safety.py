@@ -1,4 +1,4 @@
-"""One instance, many callers: threads, successive event loops, nothing left behind (issue 4)."""
+"""One instance, many callers: threads, successive event loops, nothing left behind."""
 
 from __future__ import annotations
 

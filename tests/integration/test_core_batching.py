@@ -1,4 +1,4 @@
-"""Core behaviour checked from what the stand-in server received (issue: core client)."""
+"""Core behaviour checked from what the stand-in server received."""
 
 from __future__ import annotations
 
@@ -7,16 +7,9 @@ import asyncio
 import numpy as np
 import pytest
 
-from aimlapi_bge import BGE_QUERY_INSTRUCTION, AuthenticationError, Embedder, resolve_config
-from support.standin import StandInServer, count_tokens, standin_vector
-
-
-def make(server: StandInServer, **settings: object) -> Embedder:
-    return Embedder(resolve_config(base_url=server.url, api_key=server.api_key, **settings))
-
-
-def expected(texts: list[str]) -> list[list[float]]:
-    return [standin_vector(text).tolist() for text in texts]
+from aimlapi_bge import BGE_QUERY_INSTRUCTION, AuthenticationError, resolve_config
+from support.helpers import expected, make
+from support.standin import StandInServer, count_tokens
 
 
 def test_batches_never_exceed_batch_size(standin: StandInServer) -> None:
@@ -52,7 +45,7 @@ def test_identical_texts_are_embedded_once(standin: StandInServer) -> None:
 
 
 def test_sync_path_runs_batches_concurrently_within_the_bound() -> None:
-    with StandInServer(latency=0.1) as server:
+    with StandInServer(gate=3) as server:
         embedder = make(server, batch_size=2, max_concurrency=3)
         embedder.embed([f"text {i}" for i in range(24)])
         assert server.peak_in_flight == 3
@@ -60,7 +53,7 @@ def test_sync_path_runs_batches_concurrently_within_the_bound() -> None:
 
 
 def test_async_path_runs_batches_concurrently_within_the_bound() -> None:
-    with StandInServer(latency=0.1) as server:
+    with StandInServer(gate=4) as server:
         embedder = make(server, batch_size=2, max_concurrency=4)
         asyncio.run(embedder.aembed([f"text {i}" for i in range(40)]))
         assert server.peak_in_flight == 4

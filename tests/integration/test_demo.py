@@ -1,4 +1,4 @@
-"""The examples run as they are: the RAG demo (``make demo``) and the two quickstarts (issue 7)."""
+"""The examples run as they are: the RAG demo (``make demo``) and the two quickstarts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Errors that say what to do, and 4xx answers that are never retried (issue 4).
+"""Errors that say what to do, and 4xx answers that are never retried.
 
 Every 4xx below reaches the server exactly once per batch; the only extra requests are the
 deliberate bisection of a batch the server rejected as invalid, which sends smaller batches to

@@ -1,4 +1,4 @@
-"""``fallback="local"``: a refused model or an unreachable API switches to the local model (issue 6).
+"""``fallback="local"``: a refused model or an unreachable API switches to the local model.
 
 The stand-in plays the API; the tiny model built by the tests plays bge-base-en-v1.5 in-process.
 """

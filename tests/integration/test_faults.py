@@ -1,4 +1,4 @@
-"""Transient and persistent faults, and untrustworthy answers, against the stand-in (issue 4).
+"""Transient and persistent faults, and untrustworthy answers, against the stand-in.
 
 Request counts on the server prove what was retried: the openai SDK retries 408, 409, 429,
 5xx, dropped connections, timeouts and bodies cut short, ``max_retries`` times with backoff

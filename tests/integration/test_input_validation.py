@@ -1,4 +1,4 @@
-"""Bad input never hangs or misaligns: checked before sending, or named in the error (issue 4).
+"""Bad input never hangs or misaligns: checked before sending, or named in the error.
 
 Policies under test:
 * ``[]`` gives ``[]`` without a request;

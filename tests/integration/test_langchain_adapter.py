@@ -12,17 +12,15 @@ from pydantic import ValidationError
 
 from aimlapi_bge import BGE_QUERY_INSTRUCTION, AuthenticationError, Embedder
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
+from support.helpers import expected, make_langchain
 from support.standin import StandInServer, count_tokens, standin_vector
 
 TEXTS = ["Laura is a DJ.", "Paris is in France.", "Cats sleep a lot.", "Rust has no GC.", "Tea"]
 
 
-def expected(texts: list[str]) -> list[list[float]]:
-    return [standin_vector(text).tolist() for text in texts]
-
-
 def make(server: StandInServer, **settings: object) -> AIMLBGEEmbeddings:
-    return AIMLBGEEmbeddings(base_url=server.url, api_key=server.api_key, **settings)
+    embeddings: AIMLBGEEmbeddings = make_langchain(server, **settings)
+    return embeddings
 
 
 def test_embed_documents_returns_the_servers_vectors_in_input_order(
@@ -74,7 +72,7 @@ async def test_async_path_is_truly_async_and_concurrent() -> None:
     async def async_hook(request: httpx.Request) -> None:
         senders.append(("async", threading.get_ident()))
 
-    with StandInServer(latency=0.1) as server:
+    with StandInServer(gate=4) as server:
         embeddings = make(
             server,
             batch_size=1,

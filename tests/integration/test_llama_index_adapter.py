@@ -21,18 +21,16 @@ from llama_index.core.storage.kvstore import SimpleKVStore
 
 from aimlapi_bge import BGE_QUERY_INSTRUCTION, Embedder
 from llama_index_aimlapi_bge import AIMLBGEEmbedding
-from support.standin import StandInServer, standin_vector
+from support.helpers import expected, make_llama_index
+from support.standin import StandInServer
 
 TEXTS = ["Laura is a DJ.", "Paris is in France.", "Cats sleep a lot.", "Rust has no GC.", "Tea"]
 QUERY = "Who is Laura?"
 
 
-def expected(texts: list[str]) -> list[list[float]]:
-    return [standin_vector(text).tolist() for text in texts]
-
-
 def make(server: StandInServer, **settings: Any) -> AIMLBGEEmbedding:
-    return AIMLBGEEmbedding(base_url=server.url, api_key=server.api_key, **settings)
+    embedding: AIMLBGEEmbedding = make_llama_index(server, **settings)
+    return embedding
 
 
 def batch_sizes(server: StandInServer) -> list[int]:
@@ -80,7 +78,7 @@ def test_empty_query_instruction_sends_the_bare_query(standin: StandInServer) ->
 
 def test_batch_method_sends_full_batches_concurrently() -> None:
     texts = [f"passage {i}" for i in range(24)]
-    with StandInServer(latency=0.1) as server:
+    with StandInServer(gate=3) as server:
         model = make(server, embed_batch_size=4, max_concurrency=3)
         assert model.get_text_embedding_batch(texts) == expected(texts)
         assert batch_sizes(server) == [4] * 6
@@ -89,7 +87,7 @@ def test_batch_method_sends_full_batches_concurrently() -> None:
 
 async def test_async_batch_method_sends_full_batches_within_the_bound() -> None:
     texts = [f"passage {i}" for i in range(24)]
-    with StandInServer(latency=0.1) as server:
+    with StandInServer(gate=3) as server:
         model = make(server, embed_batch_size=4, max_concurrency=3)
         assert await model.aget_text_embedding_batch(texts) == expected(texts)
         assert batch_sizes(server) == [4] * 6

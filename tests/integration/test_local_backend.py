@@ -1,4 +1,4 @@
-"""The local backend end to end on a tiny model the tests build (issue 6).
+"""The local backend end to end on a tiny model the tests build.
 
 Files → tokenizer → ONNX session → [CLS] pooling → L2 normalisation → Embedder → adapters, checked
 against a numpy reimplementation of the tiny graph. No download anywhere: pytest-socket blocks the

@@ -1,4 +1,4 @@
-"""Progress bars (issue 5): tqdm on stderr, per batch, on sync and async paths; off by default."""
+"""Progress bars: tqdm on stderr, per batch, on sync and async paths; off by default."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The API key never leaks, and only goes where it is meant to (issue 4).
+"""The API key never leaks, and only goes where it is meant to.
 
 Where it must not appear: repr/str of the adapters, the core embedder and its config, pydantic
 dumps, LlamaIndex's to_dict/to_json, log records of every logger at DEBUG (openai, httpx2,

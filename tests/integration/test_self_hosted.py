@@ -1,4 +1,4 @@
-"""Self-hosted OpenAI-compatible engines through ``base_url`` (issue 6).
+"""Self-hosted OpenAI-compatible engines through ``base_url``.
 
 The stand-in imitates text-embeddings-inference (``mode="tei"``), Infinity (``mode="infinity"``)
 and OpenAI-shaped servers (``mode="openai"``): their error bodies, batch caps and paths. These

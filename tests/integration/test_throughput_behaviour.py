@@ -1,4 +1,4 @@
-"""Throughput behaviour (issue 5), checked from what the stand-in received, never from timings.
+"""Throughput behaviour, checked from what the stand-in received, never from timings.
 
 * every path keeps at most ``max_concurrency`` requests in flight, and reaches it;
 * a server's batch cap (413 / 422) is learned once and kept for the instance's life;
@@ -66,14 +66,14 @@ async def _await(awaitable: Awaitable[Vectors]) -> Vectors:
 def test_every_path_saturates_but_never_exceeds_max_concurrency(
     factory: Callable[[StandInServer, str], Callable[[list[str]], Any]], mode: str
 ) -> None:
-    with StandInServer(latency=0.1) as server:
+    with StandInServer(gate=3) as server:
         assert _run(factory(server, mode), TEXTS) == expected(TEXTS)
         assert server.peak_in_flight == 3  # 12 batches of 2, three at a time
         assert [len(batch) for batch in embedding_inputs(server)] == [2] * 12
 
 
 async def test_concurrent_async_callers_share_one_bound() -> None:
-    with StandInServer(latency=0.1) as server:
+    with StandInServer(gate=3) as server:
         langchain = AIMLBGEEmbeddings(
             base_url=server.url, api_key=server.api_key, max_concurrency=3
         )
@@ -86,7 +86,7 @@ async def test_concurrent_async_callers_share_one_bound() -> None:
 
 
 def test_concurrent_threads_share_one_bound() -> None:
-    with StandInServer(latency=0.1) as server:
+    with StandInServer(gate=3) as server:
         model = AIMLBGEEmbeddings(base_url=server.url, api_key=server.api_key, max_concurrency=3)
         with ThreadPoolExecutor(9) as pool:
             vectors = list(pool.map(lambda text: model.embed_documents([text])[0], TEXTS[:9]))

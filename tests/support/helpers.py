@@ -1,4 +1,4 @@
-"""Helpers shared by the fault, error, input, secret and concurrency tests (issue 4)."""
+"""Helpers every test module shares: build a client against a stand-in, the vectors to expect."""
 
 from __future__ import annotations
 
@@ -21,6 +21,20 @@ def make(server: StandInServer, **settings: Any) -> Embedder:
     """An embedder pointed at ``server`` with its key (settings override the defaults)."""
     args: dict[str, Any] = {"base_url": server.url, "api_key": server.api_key, **settings}
     return Embedder(resolve_config(**args))
+
+
+def make_langchain(server: StandInServer, **settings: Any) -> Any:
+    """An ``AIMLBGEEmbeddings`` pointed at ``server`` with its key."""
+    from langchain_aimlapi_bge import AIMLBGEEmbeddings
+
+    return AIMLBGEEmbeddings(base_url=server.url, api_key=server.api_key, **settings)
+
+
+def make_llama_index(server: StandInServer, **settings: Any) -> Any:
+    """An ``AIMLBGEEmbedding`` pointed at ``server`` with its key."""
+    from llama_index_aimlapi_bge import AIMLBGEEmbedding
+
+    return AIMLBGEEmbedding(base_url=server.url, api_key=server.api_key, **settings)
 
 
 def expected(texts: list[str], dimension: int = 768) -> list[list[float]]:

@@ -117,6 +117,8 @@ class _Settings:
     slow_seconds: float = 5.0
     port: int = 0
     fail_on_text: dict[str, int] = field(default_factory=dict)
+    gate: int | None = None
+    gate_timeout: float = 20.0
     record: bool = True
     faults: deque[int | str] = field(default_factory=deque)
 
@@ -150,6 +152,9 @@ class StandInServer:
         port: the TCP port on 127.0.0.1 (0, the default, picks a free one).
         fail_on_text: ``{text: status}``: every request holding ``text`` is answered with that
             status (a persistent fault tied to one batch, for partial-failure tests).
+        gate: hold every embeddings request until this many are in flight at once; the gate
+            then stays open. A client that never reaches it gets 503 after ``gate_timeout``
+            seconds, so a test proves saturation (``peak_in_flight == N``) without timing.
     """
 
     def __init__(self, **settings: Any) -> None:
@@ -160,6 +165,8 @@ class StandInServer:
         self.rejected_in_flight = 0
         self._in_flight = 0
         self._lock = threading.Lock()
+        self._gate = threading.Condition(self._lock)
+        self._gate_open = False
         self._fragments: dict[str, str] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -218,6 +225,7 @@ class StandInServer:
             self.request_count = 0
             self.peak_in_flight = 0
             self.rejected_in_flight = 0
+            self._gate_open = False
             self.settings.faults.clear()
 
     @property
@@ -381,7 +389,18 @@ class StandInServer:
                 return False
             self._in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+            gate = self.settings.gate
+            if gate is not None and self._in_flight >= gate:
+                self._gate_open = True
+                self._gate.notify_all()
             return True
+
+    def wait_at_gate(self) -> bool:
+        """Hold the request until ``gate`` requests are in flight; False if that never came."""
+        with self._lock:
+            if self.settings.gate is None:
+                return True
+            return self._gate.wait_for(lambda: self._gate_open, self.settings.gate_timeout)
 
     def leave(self) -> None:
         with self._lock:
@@ -470,6 +489,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _embeddings(self, headers: dict[str, str], body: Any) -> None:
         standin = self.standin
+        if not standin.wait_at_gate():
+            self._refuse(503, f"gate: fewer than {standin.settings.gate} requests in flight")
+            return
         fault = standin.next_fault()
         if standin.settings.latency:
             time.sleep(standin.settings.latency)

@@ -21,7 +21,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import re
@@ -240,16 +239,6 @@ def recorded_usage(path: Path) -> dict[tuple[str, ...], tuple[int, float]]:
 def recorded_hosts(path: Path) -> set[str]:
     """The hosts a cassette's requests went to."""
     return {urlsplit(i["request"]["uri"]).hostname or "" for i in load_interactions(path)}
-
-
-def is_loopback_host(host: str) -> bool:
-    """127.0.0.0/8, ::1 or localhost."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # --- credential scan -------------------------------------------------------------------------
