@@ -59,6 +59,8 @@ __all__ = [
     "ServiceError",
     "error_from_openai",
     "format_positions",
+    "header_value_error",
+    "unsendable_headers",
 ]
 
 
@@ -510,15 +512,29 @@ def _status_reply(
     return reply, request_id
 
 
+def unsendable_headers(headers: Iterable[tuple[str | bytes, str | bytes]]) -> list[str]:
+    """Names of the headers whose values cannot go on the wire (the values are never shown).
+
+    A value cannot be sent when it holds a control character (a trailing newline from a file or
+    a shell is the usual one), leading or trailing whitespace, or, as text, anything but ASCII
+    (httpx encodes header text as ASCII). Pass ``mapping.items()`` or a request's
+    ``headers.raw``; :func:`header_value_error` turns the names into the error to raise.
+    """
+    names: list[str] = []
+    for name, value in headers:
+        if isinstance(value, str):
+            try:
+                value = value.encode("ascii")
+            except UnicodeEncodeError:
+                value = b"\x00"
+        if _ILLEGAL_HEADER_VALUE.search(value):
+            names.append(name.decode("latin-1") if isinstance(name, bytes) else name)
+    return names
+
+
 def _illegal_headers(exc: BaseException) -> list[str]:
-    """Names of the request headers whose values HTTP forbids (the values are never read out)."""
-    request = getattr(exc, "_request", None) or getattr(exc, "request", None)
-    raw = getattr(getattr(request, "headers", None), "raw", None) or []
-    return [
-        name.decode("latin-1") if isinstance(name, bytes) else str(name)
-        for name, value in raw
-        if isinstance(value, bytes) and _ILLEGAL_HEADER_VALUE.search(value)
-    ]
+    request = getattr(exc, "request", None)
+    return unsendable_headers(getattr(getattr(request, "headers", None), "raw", None) or [])
 
 
 def _withhold_header_values(exc: BaseException, names: Sequence[str]) -> bool:
@@ -543,12 +559,14 @@ def _withhold_header_values(exc: BaseException, names: Sequence[str]) -> bool:
     return found
 
 
-def _header_error(names: Sequence[str]) -> ConfigurationError:
+def header_value_error(names: Sequence[str]) -> ConfigurationError:
+    """The error for headers that cannot be sent, naming them (``authorization``: the key)."""
     listed = ", ".join(repr(name) for name in names) or "(unknown)"
     if any(name.lower() == "authorization" for name in names):
         what = (
-            "The API key cannot be sent: it holds a line break, another control character, or"
-            " leading or trailing whitespace (header 'authorization'). Strip it, e.g."
+            "The API key cannot be sent: it holds a line break, another control character,"
+            " leading or trailing whitespace, or a non-ASCII character (header"
+            " 'authorization'). Strip it, e.g."
             f" api_key=key.strip(), or fix {ENV_API_KEY}."
         )
         others = [name for name in names if name.lower() != "authorization"]
@@ -557,7 +575,8 @@ def _header_error(names: Sequence[str]) -> ConfigurationError:
         return ConfigurationError(what)
     return ConfigurationError(
         f"Header(s) {listed} cannot be sent: a value holds a line break, another control"
-        " character, or leading or trailing whitespace. Fix default_headers."
+        " character, leading or trailing whitespace, or a non-ASCII character. Fix"
+        " default_headers."
     )
 
 
@@ -583,7 +602,7 @@ def error_from_openai(
         # that a connection error and retried it anyway).
         names = _illegal_headers(exc)
         if _withhold_header_values(exc, names) or names:
-            return _header_error(names)
+            return header_value_error(names)
     if isinstance(exc, openai.APITimeoutError):
         return ServiceError(
             f"The request to {base_url} timed out after every retry. Raise timeout (CLI:"

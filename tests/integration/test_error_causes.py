@@ -30,6 +30,15 @@ from support.standin import StandInServer
 BGE = "BAAI/bge-base-en-v1.5"
 
 
+def assert_never_shown(secret: str, error: BaseException | None) -> None:
+    """Not in the error, nor in any exception chained to it (tracebacks print them all)."""
+    seen: list[BaseException] = []
+    while error is not None and error not in seen:
+        assert secret not in str(error) and secret not in repr(error)
+        seen.append(error)
+        error = error.__cause__ or error.__context__
+
+
 def root_url(server: StandInServer) -> str:
     """The stand-in's address without /v1: the usual base_url mistake."""
     return f"http://127.0.0.1:{server.port}"
@@ -137,10 +146,14 @@ def test_a_header_value_with_a_line_break_is_a_configuration_error(
     with pytest.raises(ConfigurationError) as caught:
         make(standin, max_retries=1, **settings).embed(["a passage"])
     assert named.lower() in str(caught.value).lower()
-    error: BaseException | None = caught.value
-    seen: list[BaseException] = []
-    while error is not None and error not in seen:
-        assert SECRET not in str(error) and SECRET not in repr(error)
-        seen.append(error)
-        error = error.__cause__ or error.__context__
+    assert_never_shown(SECRET, caught.value)
+    assert standin.request_count == 0
+
+
+async def test_a_key_with_a_newline_is_a_configuration_error_on_the_async_path(
+    standin: StandInServer,
+) -> None:
+    with pytest.raises(ConfigurationError, match="'authorization'") as caught:
+        await make(standin, api_key=SECRET + "\n", max_retries=0).aembed(["a passage"])
+    assert_never_shown(SECRET, caught.value)
     assert standin.request_count == 0

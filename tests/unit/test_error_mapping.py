@@ -32,7 +32,13 @@ from aimlapi_bge import (
     ServiceError,
 )
 from aimlapi_bge.env import ENV_API_KEY
-from aimlapi_bge.errors import STATUS_ERRORS, error_from_openai, format_positions
+from aimlapi_bge.errors import (
+    STATUS_ERRORS,
+    error_from_openai,
+    format_positions,
+    header_value_error,
+    unsendable_headers,
+)
 from aimlapi_bge.models import RETIRED_MODELS, retired_on
 
 BASE_URL = "https://api.aimlapi.com/v1"
@@ -372,3 +378,24 @@ def test_format_positions_renders_runs() -> None:
     assert format_positions([0, 1, 2, 5, 7, 8]) == "[0-2, 5, 7-8]"
     assert format_positions([]) == "none"
     assert format_positions(list(range(0, 40, 2)), limit=3) == "[0, 2, 4, ... (17 more ranges)]"
+
+
+def test_unsendable_headers_names_each_header_a_client_cannot_send() -> None:
+    headers = {
+        "Authorization": "Bearer sk-ok",
+        "X-Newline": "v\n",
+        "X-Space": " v",
+        "X-Tab": "v\t",
+        "X-Accent": "clé",
+        "X-Inner-Space": "a b",
+    }
+    assert unsendable_headers(headers.items()) == ["X-Newline", "X-Space", "X-Tab", "X-Accent"]
+    assert unsendable_headers([(b"authorization", b"Bearer k\r\n")]) == ["authorization"]
+    assert unsendable_headers({}.items()) == []
+
+
+def test_header_value_error_tells_the_key_from_other_headers() -> None:
+    key = header_value_error(["authorization", "X-Team"])
+    assert "The API key cannot be sent" in str(key) and "'X-Team'" in str(key)
+    other = header_value_error(["X-Team"])
+    assert "API key" not in str(other) and "default_headers" in str(other)
