@@ -40,7 +40,6 @@ def _end_event(texts: list[str], embeddings: list[Embedding]) -> EmbeddingEndEve
     # costs ~0.1 s per 4,000 x 768 call, so the event is built without validation.
     return EmbeddingEndEvent.model_construct(chunks=texts, embeddings=embeddings)
 
-
 # The fields that configure the core, and the name resolve_config gives each.
 _SETTINGS = {
     "model_name": "model",
