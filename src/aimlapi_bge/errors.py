@@ -24,9 +24,9 @@ Hierarchy::
 Which status and body lead to which class is the table :data:`STATUS_ERRORS`; docs/errors.md
 renders it for users.
 
-When a call spanning several batches fails, the error also carries ``embeddings`` (the
-vectors that were computed, ``None`` where missing), ``embedded_count`` and
-``failed_positions`` (input positions), so nothing that succeeded is lost.
+When an embed call fails, the error also carries ``embeddings`` (the vectors that were
+computed, ``None`` where missing), ``embedded_count`` and ``failed_positions`` (input
+positions), so nothing that succeeded is lost.
 """
 
 from __future__ import annotations
