@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
+from aimlapi_bge.env import ENV_API_KEY, ENV_API_KEY_SDK, ENV_BACKEND, ENV_BASE_URL, ENV_CACHE_DIR
 from aimlapi_bge.errors import AuthenticationError, ConfigurationError
 
 __all__ = [
@@ -56,12 +57,6 @@ DEFAULT_MAX_CONCURRENCY = 8
 DEFAULT_MAX_RETRIES = 4
 DEFAULT_TIMEOUT = 60.0
 BGE_QUERY_INSTRUCTION = "Represent this sentence for searching relevant passages: "
-
-ENV_API_KEY = "AIMLAPI_API_KEY"
-ENV_API_KEY_SDK = "AIML_API_KEY"
-ENV_BASE_URL = "AIMLAPI_BASE_URL"
-ENV_BACKEND = "AIMLAPI_BGE_BACKEND"
-ENV_CACHE_DIR = "AIMLAPI_BGE_CACHE_DIR"
 
 Backend = Literal["api", "local"]
 _ENGLISH_BGE = re.compile(r"(^|/)bge-(small|base|large)-en(-|$)", re.IGNORECASE)

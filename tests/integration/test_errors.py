@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from aimlapi_bge import (
+    DEFAULT_MODEL,
     AuthenticationError,
     ConfigurationError,
     InsufficientCreditsError,
@@ -20,6 +21,7 @@ from aimlapi_bge import (
     ModelNotAvailableError,
     resolve_config,
 )
+from aimlapi_bge.models import RETIRED_MODELS
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
 from support.helpers import embedding_inputs, expected, make
 from support.standin import StandInServer
@@ -67,7 +69,7 @@ def test_a_retired_model_names_it_and_the_ways_out() -> None:
         assert server.request_count == 1
     message = str(caught.value)
     assert "'BAAI/bge-base-en-v1.5'" in message
-    assert "deprecated" in message and "2026-03-30" in message
+    assert "deprecated" in message and RETIRED_MODELS[DEFAULT_MODEL].isoformat() in message
     assert "backend='local'" in message
     assert "base_url" in message and "self-hosted" in message
     assert "no longer available" in message  # the server's own words are kept
@@ -88,7 +90,7 @@ def test_a_missing_model_that_is_not_bge_gets_no_deprecation_story() -> None:
 def test_the_langchain_adapter_raises_the_same_errors() -> None:
     with StandInServer(models=()) as server:
         embeddings = AIMLBGEEmbeddings(base_url=server.url, api_key=server.api_key)
-        with pytest.raises(ModelNotAvailableError, match="2026-03-30"):
+        with pytest.raises(ModelNotAvailableError, match=RETIRED_MODELS[DEFAULT_MODEL].isoformat()):
             embeddings.embed_query("who is Laura?")
         with pytest.raises(ModelNotAvailableError):
             asyncio.run(embeddings.aembed_documents(["Laura is a DJ."]))
