@@ -38,6 +38,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from aimlapi_bge.models import retired_on
+
 __all__ = ["RecordedRequest", "StandInServer", "count_tokens", "standin_vector"]
 
 Mode = Literal["aimlapi", "tei", "infinity", "openai"]
@@ -141,7 +143,7 @@ class StandInServer:
         max_in_flight: concurrent requests above which it answers 429 with ``Retry-After``.
         retry_after: the ``Retry-After`` value in seconds.
         api_key: the key it requires as ``Authorization: Bearer``; ``None`` requires none.
-        models: the models it serves; others get 404 (the deprecation message for bge).
+        models: the models it serves; others get 404 (the deprecation message for a retired model).
         max_tokens: per-text token limit (see :func:`count_tokens`); longer texts get 400.
         mode: error-body and limit conventions: ``"aimlapi"`` (flat body), ``"tei"``
             (``{"error", "error_type"}``, 413/422), ``"infinity"`` (FastAPI ``{"detail"}`` for
@@ -287,7 +289,7 @@ class StandInServer:
             raise _Refusal(400, "Body validation error! Body must be a JSON object")
         model = body.get("model")
         if model not in settings.models:
-            if isinstance(model, str) and "bge" in model.lower():
+            if isinstance(model, str) and retired_on(model) is not None:
                 message = f"Model {model} is deprecated and no longer available"
             else:
                 message = f"Model {model} not found"
