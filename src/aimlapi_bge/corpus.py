@@ -213,9 +213,9 @@ def output_settings(embedder: Embedder, *, query: bool) -> dict[str, Any]:
 def _show(name: str, value: object) -> str:
     if name == "mode":
         return "--query (queries)" if value == "queries" else "no --query (documents)"
-    if value is None:
-        return "(not set)"
     flag = _SETTING_FLAGS.get(name, name)
+    if value is None:
+        return f"no {flag}"
     return f"{flag} {value}" if flag.startswith("--") else f"{flag} {value!r}"
 
 
@@ -481,7 +481,9 @@ class CorpusJob(_Job):
         if recorded != settings:
             meta.write(settings)
         if self.unrecorded and self.warn is not None:
-            shown = ", ".join(_show(name, value) for name, value in settings.items())
+            shown = ", ".join(
+                _show(name, value) for name, value in settings.items() if value is not None
+            )
             self.warn(
                 f"{self.output_path} holds vectors but no {meta.path.name} (written by an older"
                 " aimlapi-bge), so the settings it was made with cannot be checked: resuming it"
