@@ -115,9 +115,7 @@ def test_a_server_that_never_answers_is_given_up_on_and_the_process_exits() -> N
     assert "Traceback" not in result.stderr
 
 
-def test_a_drip_fed_answer_is_given_up_on(
-    keyed: None, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_drip_fed_answer_is_given_up_on(keyed: None, capsys: pytest.CaptureFixture[str]) -> None:
     # Every byte arrives well within the per-read timeout: only the overall deadline stops it.
     with MisbehavingServer("drip") as server:
         code, out, err = run_guarded(capsys, "check", "--base-url", server.url, "--timeout", "1")

@@ -85,9 +85,7 @@ def test_a_service_failure_before_any_vector_does_not_speak_of_resuming(
     source: Path, standin: StandInServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     standin.inject(503, 503)
-    code = main(
-        ["embed", "-i", str(source), "-o", str(tmp_path / "v.jsonl"), "--max-retries", "1"]
-    )
+    code = main(["embed", "-i", str(source), "-o", str(tmp_path / "v.jsonl"), "--max-retries", "1"])
     err = capsys.readouterr().err
     assert code == 1
     assert "0 of 3 texts are in" in err

@@ -49,7 +49,9 @@ def half_done(
     """An output holding the first 3 of 6 vectors, as an interrupted run leaves it."""
     source, _ = corpus(tmp_path)
     output = tmp_path / "vectors.jsonl"
-    code, _, err = run(capsys, "embed", "-i", source, "-o", output, "--base-url", server.url, *flags)
+    code, _, err = run(
+        capsys, "embed", "-i", source, "-o", output, "--base-url", server.url, *flags
+    )
     assert code == EXIT_OK, err
     lines = output.read_bytes().splitlines(keepends=True)
     output.write_bytes(b"".join(lines[:3]))
