@@ -305,7 +305,7 @@ _WORDING: tuple[tuple[str, str, str | None, str], ...] = (
     ),
     (r"\bapi_key=", "--api-key", "--api-key", "AIMLAPI_API_KEY"),
     (r",? fallback='local' to switch automatically", r"\g<0>", "--fallback", ""),
-    (r"\bfallback='(\w+)'", r"--fallback \1", "--fallback", r"--fallback \1"),
+    (r"\bfallback='(\w+)'", r"--fallback \1", "--fallback", r"\g<0>"),
     (r"\bbackend='(\w+)'", r"--backend \1", None, ""),
     (r"\blocal_model_path=(?=\S)", "--local-model-path ", None, ""),
     (r"\blocal_model_path=", "--local-model-path", None, ""),
@@ -325,11 +325,10 @@ _WORDING: tuple[tuple[str, str, str | None, str], ...] = (
 def _cli_flags() -> frozenset[str]:
     """Every option string of every subcommand."""
     flags: set[str] = set()
-    parser = build_parser()
-    for action in parser._actions:
-        for subparser in getattr(action, "choices", None) or {}:
-            if isinstance(action.choices, dict):
-                flags.update(action.choices[subparser]._option_string_actions)
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                flags.update(command._option_string_actions)
     return frozenset(flags)
 
 

@@ -147,12 +147,15 @@ def read_records(path: str | Path, input_format: InputFormat = "auto") -> Iterat
     lines in JSONL are skipped.
 
     Raises:
-        CorpusError: the file is not UTF-8, or a JSONL line is malformed.
-        OSError: the file cannot be read.
+        CorpusError: the file cannot be opened, is not UTF-8, or a JSONL line is malformed.
     """
     path = Path(path)
     jsonl = detect_format(path, input_format) == "jsonl"
-    with path.open(encoding="utf-8", newline="\n") as handle:
+    try:
+        handle = path.open(encoding="utf-8", newline="\n")
+    except OSError as exc:
+        raise CorpusError(f"--input {path}: cannot read it ({exc.strerror or exc}).") from exc
+    with handle:
         yield from _parse(handle, jsonl, str(path))
 
 
