@@ -504,17 +504,21 @@ def _embed_stream(embedder: Embedder, args: argparse.Namespace) -> int:
         else:
             code = _report(error)
         _say(
-            f"{job.written} vectors were written to standard output"
+            f"{_count(job.written, 'vector')} written to standard output"
             + (f"; failed ids: {_ids(job.failed_ids)}" if job.failed_ids else "")
             + " (nothing is resumed with -o -: rerun the whole input, or use --output FILE)."
         )
         return code
     usage = embedder.usage
     _say(
-        f"{job.written} vectors written to standard output; {usage.requests} requests,"
+        f"{_count(job.written, 'vector')} written to standard output; {usage.requests} requests,"
         f" {usage.prompt_tokens} tokens, {usage.credits_used:g} credits"
     )
     return EXIT_OK
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _ids(ids: Sequence[RecordId], limit: int = 10) -> str:

@@ -22,6 +22,7 @@ import json
 import os
 import signal
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -433,7 +434,8 @@ class CorpusJob(_Job):
     the input, ``skipped`` (already in the output), ``written`` by this run, ``failed_ids`` of
     the group that failed, ``dropped_tail`` (a truncated line was cut off), ``foreign`` (ids in
     the output that are not in the input) and ``unrecorded`` (the output had vectors but no
-    metadata: it was adopted with this run's settings).
+    metadata: it was adopted with this run's settings, and ``warn`` was called with a message
+    saying so; without ``warn``, a :class:`UserWarning` is emitted).
     """
 
     def __init__(
@@ -483,16 +485,20 @@ class CorpusJob(_Job):
         self.unrecorded = bool(output.ids)
         if recorded != settings:
             meta.write(settings)
-        if self.unrecorded and self.warn is not None:
+        if self.unrecorded:
             shown = ", ".join(
                 _show(name, value) for name, value in settings.items() if value is not None
             )
-            self.warn(
+            message = (
                 f"{self.output_path} holds vectors but no {meta.path.name} (written by an older"
                 " aimlapi-bge), so the settings it was made with cannot be checked: resuming it"
                 f" with this run's settings ({shown}), now recorded in {meta.path.name}. Resume"
                 " an unrecorded output only with the flags it was started with."
             )
+            if self.warn is None:
+                warnings.warn(message, UserWarning, stacklevel=3)
+            else:
+                self.warn(message)
 
     def run(self) -> None:
         """Embed every text whose id is not in the output yet.
