@@ -295,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
 # pattern, replacement when the CLI has ``flag`` (or always when flag is None), replacement
 # otherwise. Phrases come before the bare keywords they contain.
 _WORDING: tuple[tuple[str, str, str | None, str], ...] = (
+    # Messages that already carry the CLI form ("backend='local' (CLI: --backend local)").
+    (r"`?\b\w+(?:='[^']*'|=)?`? \(CLI: ([^)]*)\)", r"\1", None, ""),
+    (r" or pass api_key= \(the CLI reads \w+\)", "", None, ""),
+    (r",? fallback='local' switches automatically \(Python only\),?", ",", "--fallback", ","),
     (r" \(or pass api_key=\)", " (or pass --api-key)", "--api-key", ""),
     (r" or pass api_key=(?=[.;,])", " or pass --api-key", "--api-key", ""),
     (
@@ -369,15 +373,9 @@ def exit_code(error: BaseException) -> int:
 
 
 def _report(error: BaseException) -> int:
+    """Print the error in the command line's wording (its own message names the way out)."""
     _say(f"error: {_describe(error)}")
-    code = exit_code(error)
-    if isinstance(error, ModelNotAvailableError):
-        _say(
-            "hint: add --backend local to compute the same vectors in-process"
-            " (pip install 'aimlapi-bge[local]'), or set AIMLAPI_BASE_URL to a self-hosted"
-            " OpenAI-compatible server (text-embeddings-inference, Infinity) serving the model."
-        )
-    return code
+    return exit_code(error)
 
 
 def _make_embedder(args: argparse.Namespace) -> Embedder:

@@ -40,7 +40,7 @@ def test_a_model_that_is_not_served(
         code, err = run(capsys, command, *args)
     assert code == EXIT_FAILED
     assert "does not serve the model 'BAAI/bge-base-en-v1.5'" in err
-    assert "use --backend local (the same model in-process" in err
+    assert "--backend local computes them in-process" in err
     assert "or point --base-url at a self-hosted" in err
     assert_cli_wording(err)
 
