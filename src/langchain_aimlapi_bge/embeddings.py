@@ -11,10 +11,9 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
         "langchain_aimlapi_bge needs langchain-core: pip install 'aimlapi-bge[langchain]'"
     ) from exc
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
-from typing_extensions import Self
+from pydantic import ConfigDict, Field, SecretStr
 
-from aimlapi_bge.adapter_support import CoreBacked
+from aimlapi_bge.adapter_support import CoreBacked, adapter_fields
 from aimlapi_bge.config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_CONCURRENCY,
@@ -22,32 +21,11 @@ from aimlapi_bge.config import (
     DEFAULT_MODEL,
     DEFAULT_TIMEOUT,
 )
-from aimlapi_bge.embedder import Embedder
 
 __all__ = ["AIMLBGEEmbeddings"]
 
-# The fields that configure the core (each is resolve_config's argument of the same name);
-# show_progress_bar is read on each call instead.
-_SETTINGS = (
-    "model",
-    "api_key",
-    "base_url",
-    "batch_size",
-    "max_concurrency",
-    "max_retries",
-    "timeout",
-    "query_instruction",
-    "default_headers",
-    "backend",
-    "fallback",
-    "cache_dir",
-    "local_model_path",
-    "http_client",
-    "http_async_client",
-)
 
-
-class AIMLBGEEmbeddings(CoreBacked, BaseModel, Embeddings):
+class AIMLBGEEmbeddings(CoreBacked, Embeddings):
     """BAAI/bge-base-en-v1.5 embeddings from the AI/ML API (or in-process), for LangChain.
 
     Setup:
@@ -115,10 +93,21 @@ class AIMLBGEEmbeddings(CoreBacked, BaseModel, Embeddings):
 
             embeddings.usage  # Usage(requests=2, texts=3, prompt_tokens=21, credits_used=3.0, ...)
 
-    Setting a field later (``embeddings.batch_size = 64``) rebuilds the client.
+    Settings:
+        Checked when given: a bad value or a misspelt keyword raises
+        ``aimlapi_bge.ConfigurationError`` (a ``ValueError``) naming the field. Setting a field
+        later (``embeddings.batch_size = 64``) re-resolves the settings and rebuilds the client.
+        ``copy.deepcopy``, ``model_copy(update=...)`` and ``pickle`` give an instance with its
+        own client and usage; a pickle holds the key only if it was given in code.
     """
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        hide_input_in_errors=True,
+        protected_namespaces=(),
+    )
+    _FIELDS: ClassVar[Mapping[str, str]] = adapter_fields("langchain")
 
     model: str = DEFAULT_MODEL
     """Embedding model name."""
@@ -137,7 +126,7 @@ class AIMLBGEEmbeddings(CoreBacked, BaseModel, Embeddings):
     query_instruction: str | None = None
     """Query prefix; ``None`` picks the model's default, ``""`` disables it."""
     default_headers: dict[str, str] | None = None
-    """Extra HTTP headers for every request."""
+    """Extra HTTP headers for every request; values are shown masked."""
     show_progress_bar: bool = False
     """Show a tqdm progress bar while embedding documents."""
     backend: Literal["api", "local"] | None = None
@@ -149,31 +138,22 @@ class AIMLBGEEmbeddings(CoreBacked, BaseModel, Embeddings):
     local_model_path: str | None = None
     """Local backend: a directory holding the ONNX model and tokenizer files."""
     http_client: Any = Field(default=None, exclude=True)
-    """Optional ``httpx`` client for the sync path (openai's ``DefaultHttpxClient``)."""
+    """Optional ``httpx2`` client for the sync path (openai's ``DefaultHttpxClient``)."""
     http_async_client: Any = Field(default=None, exclude=True)
-    """Optional ``httpx`` async client for the async path."""
-
-    _SETTING_NAMES: ClassVar[Mapping[str, str]] = {name: name for name in _SETTINGS}
-    _embedder: Embedder = PrivateAttr()
-    _inputs: dict[str, Any] = PrivateAttr(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _build_embedder(self) -> Self:
-        self._init_embedder()
-        return self
+    """Optional ``httpx2`` async client for the async path."""
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents (no query instruction), in input order."""
-        return self._embedder.embed(texts, show_progress=self.show_progress_bar)
+        return self.embedder.embed(texts, show_progress=self.show_progress_bar)
 
     def embed_query(self, text: str) -> list[float]:
         """Embed a query, prefixed with ``query_instruction``."""
-        return self._embedder.embed_query(text)
+        return self.embedder.embed_query(text)
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents asynchronously (concurrent batches, no thread executor)."""
-        return await self._embedder.aembed(texts, show_progress=self.show_progress_bar)
+        return await self.embedder.aembed(texts, show_progress=self.show_progress_bar)
 
     async def aembed_query(self, text: str) -> list[float]:
         """Embed a query asynchronously."""
-        return await self._embedder.aembed_query(text)
+        return await self.embedder.aembed_query(text)
