@@ -158,9 +158,6 @@ def _url(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"must be a URL string, got {type(value).__name__}")
     url = value.strip()
-    problem = _bad_character(url, spaces_allowed=False)
-    if problem:
-        raise ValueError(f"has {problem}: a URL has none")
     try:
         parts = urlsplit(url)
         valid = parts.scheme in ("http", "https") and bool(parts.hostname)
@@ -169,6 +166,9 @@ def _url(value: Any) -> str:
         valid = False
     if not valid:
         raise ValueError(f"must be an absolute http(s) URL such as {DEFAULT_BASE_URL!r}, got {url!r}")
+    problem = _bad_character(url, spaces_allowed=False)  # urlsplit drops CR, LF and tab
+    if problem:
+        raise ValueError(f"has {problem}: a URL has none")
     if parts.username is not None or parts.password is not None:
         # The URL is not echoed: what precedes '@' may be a password.
         raise ValueError(

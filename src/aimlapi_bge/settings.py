@@ -58,7 +58,7 @@ SETTINGS: tuple[Setting, ...] = (
         "model",
         "str",
         DEFAULT_MODEL,
-        "Embedding model name (768 dimensions for the default).",
+        "Embedding model name; the default gives 768-dimensional vectors.",
         cli_flag="--model",
         langchain="model",
         llama_index="model_name",
