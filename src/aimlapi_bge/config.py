@@ -44,6 +44,7 @@ __all__ = [
     "MASK",
     "Backend",
     "EmbedderConfig",
+    "SecretHeaders",
     "check_setting",
     "default_query_instruction",
     "normalise_setting",
@@ -178,10 +179,19 @@ def _url(value: Any) -> str:
     return url.rstrip("/")
 
 
-def _headers(value: Any) -> dict[str, str]:
+class SecretHeaders(dict[str, str]):
+    """HTTP headers whose values are secrets: a ``dict`` whose repr shows the names only."""
+
+    def __repr__(self) -> str:
+        return repr(dict.fromkeys(self, MASK))
+
+    __str__ = __repr__
+
+
+def _headers(value: Any) -> SecretHeaders:
     if not isinstance(value, Mapping):
         raise ValueError(f"must be a mapping of header names to values, got {type(value).__name__}")
-    headers: dict[str, str] = {}
+    headers = SecretHeaders()
     for name, header_value in value.items():
         if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
             raise ValueError(f"has an invalid header name {name!r}")
