@@ -9,6 +9,7 @@ whenever the core is rebuilt, and never travels in a pickle.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import logging
 import pickle
@@ -76,12 +77,21 @@ class _Core:
         return _Core()
 
 
+def _aliases(model: type[BaseModel]) -> dict[str, str]:
+    """Other names a field accepts (LlamaIndex's ``model`` for ``model_name``): alias -> field."""
+    return {
+        choice: name
+        for name, info in model.model_fields.items()
+        for choice in getattr(info.validation_alias, "choices", ())
+        if isinstance(choice, str) and choice != name
+    }
+
+
 def _unknown_keyword(model: type[BaseModel], name: str) -> str:
-    names = list(model.model_fields)
-    for info in model.model_fields.values():
-        choices = getattr(info.validation_alias, "choices", ())
-        names += [choice for choice in choices if isinstance(choice, str)]
-    close = difflib.get_close_matches(name, names, n=1)
+    aliases = _aliases(model)
+    if name in aliases:  # only refused when the field was given under its own name as well
+        return f"{model.__name__} got both {name!r} and {aliases[name]!r}: give one of them"
+    close = difflib.get_close_matches(name, [*model.model_fields, *aliases], n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"{model.__name__} got an unexpected keyword {name!r}{hint}"
 
@@ -189,25 +199,30 @@ class CoreBacked(BaseModel):
         return {name: self.__dict__.get(name) for name in self._FIELDS}
 
     def _sync(self, *, build: bool) -> None:
-        """Resolve the fields again if they changed since the core was built; build it."""
+        """Resolve the fields again if they changed since the core was built; build it.
+
+        Everything that can fail (resolving, building) happens before anything changes.
+        """
         core = self._core
         with core.lock:
-            if core.config is None or core.built_from != self._shown():
-                given = {
-                    setting: self.__dict__.get(name)
-                    for name, setting in self._FIELDS.items()
-                    if name in self.model_fields_set
-                }
-                config = resolve_config(**given)  # type: ignore[arg-type]  # checked fields
-                self.__dict__.update(
-                    {name: getattr(config, setting) for name, setting in self._FIELDS.items()}
-                )
-                previous = core.embedder
-                core.config, core.built_from, core.embedder = config, self._shown(), None
-                if previous is not None:
-                    previous.close()
-            if build and core.embedder is None:
-                core.embedder = Embedder(core.config)
+            if core.config is not None and core.built_from == self._shown():
+                if build and core.embedder is None:
+                    core.embedder = Embedder(core.config)
+                return
+            given = {
+                setting: self.__dict__.get(name)
+                for name, setting in self._FIELDS.items()
+                if name in self.model_fields_set
+            }
+            config = resolve_config(**given)  # type: ignore[arg-type]  # checked fields
+            embedder = Embedder(config) if build else None
+            self.__dict__.update(
+                {name: getattr(config, setting) for name, setting in self._FIELDS.items()}
+            )
+            previous = core.embedder
+            core.config, core.built_from, core.embedder = config, self._shown(), embedder
+            if previous is not None:
+                previous.close()
 
     @property
     def embedder(self) -> Embedder:
@@ -250,12 +265,7 @@ class CoreBacked(BaseModel):
             ConfigurationError: an unknown field, or an invalid value, in ``update``.
         """
         fields = type(self).model_fields
-        aliases = {
-            choice: name
-            for name, info in fields.items()
-            for choice in getattr(info.validation_alias, "choices", ())
-            if isinstance(choice, str) and choice != name
-        }
+        aliases = _aliases(type(self))
         checked: dict[str, Any] = {}
         for key, value in (update or {}).items():
             name = aliases.get(key, key)
@@ -263,7 +273,9 @@ class CoreBacked(BaseModel):
                 raise ConfigurationError(_unknown_keyword(type(self), key))
             setting = self._FIELDS.get(name)
             checked[name] = value if setting is None else check_setting(setting, value, label=name)
-        copied = super().model_copy(update=checked, deep=deep)
+        # A deep copy goes through __deepcopy__, which shares the user's HTTP clients.
+        source = copy.deepcopy(self) if deep else self
+        copied = super(CoreBacked, source).model_copy(update=checked)
         copied._sync(build=False)  # resolves now: a key policy violation raises here
         return copied
 

@@ -185,10 +185,15 @@ def test_a_users_http_client_is_shared_by_copies_and_not_pickled(
 ) -> None:
     client = openai.DefaultHttpxClient(headers={"x-probe": "mine"})
     original = build(kind, server, api_key=SECRET, http_client=client)
-    copied = copy.deepcopy(original)
-    assert copied.http_client is client
-    assert embed(copied, ["x"]) == expected(["x"])
-    assert server.embedding_requests[0].headers["x-probe"] == "mine"
+    for copied in (
+        copy.deepcopy(original),
+        original.model_copy(deep=True),
+        original.model_copy(update={batch_field(original): 2}, deep=True),
+    ):
+        assert copied.http_client is client
+        assert copied.embedder is not original.embedder
+        assert embed(copied, ["x"]) == expected(["x"])
+    assert [request.headers["x-probe"] for request in server.embedding_requests] == ["mine"] * 3
     with pytest.raises(TypeError, match="holding http_client"):
         pickle.dumps(original)
 

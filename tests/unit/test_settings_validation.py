@@ -273,7 +273,10 @@ def test_llama_index_takes_model_as_model_name() -> None:
     assert instance.query_instruction == ""  # not an English BGE model
     copied = instance.model_copy(update={"model": "BAAI/bge-small-en-v1.5"})
     assert copied.model_name == copied.embedder.config.model == "BAAI/bge-small-en-v1.5"
-    refused(lambda: AIMLBGEEmbedding(model="a/b", model_name="c/d", base_url=LOOPBACK), "'model'")
+    refused(
+        lambda: AIMLBGEEmbedding(model="a/b", model_name="c/d", base_url=LOOPBACK),
+        "got both 'model' and 'model_name'",
+    )
 
 
 def test_pydantic_errors_become_configuration_errors_naming_the_field() -> None:
