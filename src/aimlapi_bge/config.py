@@ -404,6 +404,10 @@ def resolve_config(
         close = difflib.get_close_matches(unknown[0], known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else f"; settings: {', '.join(known)}"
         raise ConfigurationError(f"Unknown setting {unknown[0]!r}{hint}")
+    settings = {name: check_setting(name, value) for name, value in settings.items()}
+    model = check_setting("model", model)
+    if backend is not None:
+        backend = check_setting("backend", backend)
     env = os.environ if environ is None else environ
     env_base_url = _from_env(env, ENV_BASE_URL)
     if base_url is not None:
@@ -446,7 +450,6 @@ def resolve_config(
             f"No API key for the AI/ML API: set {ENV_API_KEY} (or pass api_key=). Get a key at"
             " https://aimlapi.com/app/keys, or use backend='local' to run the model in-process."
         )
-    model = check_setting("model", model)
     if query_instruction is None:
         query_instruction = default_query_instruction(model)
     return EmbedderConfig(

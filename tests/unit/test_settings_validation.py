@@ -330,3 +330,10 @@ def test_the_command_line_names_a_bad_key_in_the_environment(
     assert "The API key in AIMLAPI_API_KEY has a line break" in err
     assert "sk-first" not in err and "sk-second" not in err
     assert "Traceback" not in err
+
+
+def test_a_bad_value_is_reported_before_a_missing_key() -> None:
+    # No key and the AI/ML API as endpoint: the typo is still what the user hears about first.
+    refused(lambda: resolve_config(batch_size=0), "batch_size must be at least 1")
+    refused(lambda: AIMLBGEEmbeddings(batch_size=0), "batch_size must be at least 1")
+    refused(lambda: resolve_config(backend="cloud"), "backend must be one of")
