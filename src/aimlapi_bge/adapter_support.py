@@ -67,6 +67,11 @@ class _Core:
         self.built_from: dict[str, Any] | None = None
         self.lock = threading.RLock()
 
+    def __eq__(self, other: object) -> bool:  # derived state: two instances compare by fields
+        return isinstance(other, _Core)
+
+    __hash__ = object.__hash__
+
     def __reduce__(self) -> tuple[type[_Core], tuple[()]]:
         return (_Core, ())
 

@@ -169,6 +169,7 @@ def test_a_key_from_the_environment_does_not_follow_a_copy_elsewhere(
 def test_copies_share_no_core_with_the_original(kind: str, server: StandInServer) -> None:
     original = build(kind, server, api_key=SECRET)
     embed(original, ["warm-up"])
+    assert copy.copy(original) == original == original.model_copy()  # each has its own core
     for copied in (copy.copy(original), copy.deepcopy(original), original.model_copy()):
         assert copied.embedder is not original.embedder
         assert copied.embedder.config == original.embedder.config
