@@ -102,14 +102,13 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _metavar(item: Setting) -> str:
-    if item.annotation == "int":
-        return "N"
-    if item.annotation == "float":
-        return "SECONDS"
-    name = item.name
-    return "URL" if name.endswith("_url") else "DIR" if name.endswith(("_dir", "_path")) else (
-        "NAME" if name == "model" else "TEXT"
-    )
+    if item.annotation in ("int", "float"):
+        return "N" if item.annotation == "int" else "SECONDS"
+    if item.name.endswith("_url"):
+        return "URL"
+    if item.name.endswith(("_dir", "_path")):
+        return "DIR"
+    return "NAME" if item.name == "model" else "TEXT"
 
 
 def _parse_as(item: Setting) -> Callable[[str], Any]:

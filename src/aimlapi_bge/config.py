@@ -255,7 +255,8 @@ def normalise_setting(name: str, value: Any) -> Any:
         ValueError: the problem, worded to follow the setting's name (``"must be at least 1,
             got 0"``); :func:`check_setting` raises it as a :class:`ConfigurationError`.
     """
-    return _CHECKS[name](value)
+    check = _CHECKS.get(name)
+    return value if check is None else check(value)
 
 
 def check_setting(name: str, value: Any, *, label: str | None = None) -> Any:
@@ -325,7 +326,7 @@ class EmbedderConfig:
 
     def __post_init__(self) -> None:
         for item in fields(self):
-            if item.name in _CHECKS:
+            if not item.metadata.get("derived"):
                 value = check_setting(item.name, getattr(self, item.name))
                 object.__setattr__(self, item.name, value)
         for name in ("base_url", "query_instruction", "backend"):

@@ -21,6 +21,7 @@ from aimlapi_bge.config import (
     DEFAULT_MODEL,
     DEFAULT_TIMEOUT,
 )
+from aimlapi_bge.settings import setting
 
 __all__ = ["AIMLBGEEmbeddings"]
 
@@ -109,38 +110,35 @@ class AIMLBGEEmbeddings(CoreBacked, Embeddings):
     )
     _FIELDS: ClassVar[Mapping[str, str]] = adapter_fields("langchain")
 
-    model: str = DEFAULT_MODEL
-    """Embedding model name."""
-    api_key: SecretStr | None = None
-    """API key; default from ``AIMLAPI_API_KEY`` (then ``AIML_API_KEY``)."""
-    base_url: str | None = None
-    """Endpoint; default from ``AIMLAPI_BASE_URL``, else the AI/ML API."""
-    batch_size: int = DEFAULT_BATCH_SIZE
-    """Texts per request."""
-    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
-    """Requests in flight at most."""
-    max_retries: int = DEFAULT_MAX_RETRIES
-    """Retries of transient failures."""
-    timeout: float = DEFAULT_TIMEOUT
-    """Seconds per attempt."""
-    query_instruction: str | None = None
-    """Query prefix; ``None`` picks the model's default, ``""`` disables it."""
-    default_headers: dict[str, str] | None = None
-    """Extra HTTP headers for every request; values are shown masked."""
+    model: str = Field(default=DEFAULT_MODEL, description=setting("model").help)
+    api_key: SecretStr | None = Field(default=None, description=setting("api_key").help)
+    base_url: str | None = Field(default=None, description=setting("base_url").help)
+    batch_size: int = Field(default=DEFAULT_BATCH_SIZE, description=setting("batch_size").help)
+    max_concurrency: int = Field(
+        default=DEFAULT_MAX_CONCURRENCY, description=setting("max_concurrency").help
+    )
+    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, description=setting("max_retries").help)
+    timeout: float = Field(default=DEFAULT_TIMEOUT, description=setting("timeout").help)
+    query_instruction: str | None = Field(
+        default=None, description=setting("query_instruction").help
+    )
+    default_headers: dict[str, str] | None = Field(
+        default=None, description=setting("default_headers").help
+    )
     show_progress_bar: bool = False
-    """Show a tqdm progress bar while embedding documents."""
-    backend: Literal["api", "local"] | None = None
-    """``"api"`` (default) or ``"local"``; env ``AIMLAPI_BGE_BACKEND``."""
-    fallback: Literal["local"] | None = None
-    """Fall back to the local backend when the API cannot serve the model."""
-    cache_dir: str | None = None
-    """Local backend: where model files are cached (env ``AIMLAPI_BGE_CACHE_DIR``)."""
-    local_model_path: str | None = None
-    """Local backend: a directory holding the ONNX model and tokenizer files."""
-    http_client: Any = Field(default=None, exclude=True)
-    """Optional ``httpx2`` client for the sync path (openai's ``DefaultHttpxClient``)."""
-    http_async_client: Any = Field(default=None, exclude=True)
-    """Optional ``httpx2`` async client for the async path."""
+    """Show a tqdm progress bar while embedding documents (read on each call)."""
+    backend: Literal["api", "local"] | None = Field(
+        default=None, description=setting("backend").help
+    )
+    fallback: Literal["local"] | None = Field(default=None, description=setting("fallback").help)
+    cache_dir: str | None = Field(default=None, description=setting("cache_dir").help)
+    local_model_path: str | None = Field(
+        default=None, description=setting("local_model_path").help
+    )
+    http_client: Any = Field(default=None, exclude=True, description=setting("http_client").help)
+    http_async_client: Any = Field(
+        default=None, exclude=True, description=setting("http_async_client").help
+    )
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents (no query instruction), in input order."""

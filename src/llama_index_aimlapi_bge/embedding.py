@@ -27,6 +27,7 @@ from aimlapi_bge.config import (
     DEFAULT_MODEL,
     DEFAULT_TIMEOUT,
 )
+from aimlapi_bge.settings import setting
 
 __all__ = ["AIMLBGEEmbedding"]
 
@@ -111,22 +112,40 @@ class AIMLBGEEmbedding(CoreBacked, BaseEmbedding):
     model_name: str = Field(
         default=DEFAULT_MODEL,
         validation_alias=AliasChoices("model_name", "model"),
-        description="Embedding model name (``model=`` works too).",
+        description=setting("model").help,
     )
-    embed_batch_size: int = Field(default=DEFAULT_BATCH_SIZE, description="Texts per request.")
-    api_key: SecretStr | None = Field(default=None, exclude=True)
-    base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint.")
-    max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY)
-    max_retries: int = Field(default=DEFAULT_MAX_RETRIES)
-    timeout: float = Field(default=DEFAULT_TIMEOUT)
-    query_instruction: str | None = Field(default=None)
-    default_headers: dict[str, str] | None = Field(default=None)
-    backend: Literal["api", "local"] | None = Field(default=None)
-    fallback: Literal["local"] | None = Field(default=None)
-    cache_dir: str | None = Field(default=None)
-    local_model_path: str | None = Field(default=None)
-    http_client: Any = Field(default=None, exclude=True, repr=False)
-    http_async_client: Any = Field(default=None, exclude=True, repr=False)
+    embed_batch_size: int = Field(
+        default=DEFAULT_BATCH_SIZE, description=setting("batch_size").help
+    )
+    api_key: SecretStr | None = Field(
+        default=None, exclude=True, description=setting("api_key").help
+    )
+    base_url: str | None = Field(default=None, description=setting("base_url").help)
+    max_concurrency: int = Field(
+        default=DEFAULT_MAX_CONCURRENCY, description=setting("max_concurrency").help
+    )
+    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, description=setting("max_retries").help)
+    timeout: float = Field(default=DEFAULT_TIMEOUT, description=setting("timeout").help)
+    query_instruction: str | None = Field(
+        default=None, description=setting("query_instruction").help
+    )
+    default_headers: dict[str, str] | None = Field(
+        default=None, description=setting("default_headers").help
+    )
+    backend: Literal["api", "local"] | None = Field(
+        default=None, description=setting("backend").help
+    )
+    fallback: Literal["local"] | None = Field(default=None, description=setting("fallback").help)
+    cache_dir: str | None = Field(default=None, description=setting("cache_dir").help)
+    local_model_path: str | None = Field(
+        default=None, description=setting("local_model_path").help
+    )
+    http_client: Any = Field(
+        default=None, exclude=True, repr=False, description=setting("http_client").help
+    )
+    http_async_client: Any = Field(
+        default=None, exclude=True, repr=False, description=setting("http_async_client").help
+    )
 
     @classmethod
     def class_name(cls) -> str:

@@ -102,6 +102,7 @@ def test_each_adapter_has_exactly_the_declared_fields_and_defaults(
     assert set(cls.model_fields) == set(declared) | extra
     for name, item in declared.items():
         assert cls.model_fields[name].default == item.default, name
+        assert cls.model_fields[name].description == item.help, name
     assert adapter_fields(framework) == cls._FIELDS  # type: ignore[arg-type]
     assert set(cls._FIELDS.values()) == {item.name for item in declared.values()}
 
