@@ -31,7 +31,13 @@ from pydantic import (
 from pydantic.functional_validators import ModelWrapValidatorHandler
 from typing_extensions import Self
 
-from aimlapi_bge.config import MASK, EmbedderConfig, check_setting, resolve_config
+from aimlapi_bge.config import (
+    MASK,
+    EmbedderConfig,
+    SecretHeaders,
+    check_setting,
+    resolve_config,
+)
 from aimlapi_bge.embedder import Embedder
 from aimlapi_bge.errors import ConfigurationError
 from aimlapi_bge.settings import SETTINGS
@@ -51,6 +57,11 @@ def adapter_fields(framework: Literal["langchain", "llama_index"]) -> dict[str, 
 
 def _masked(headers: Mapping[str, str] | None) -> dict[str, str] | None:
     return None if headers is None else dict.fromkeys(headers, MASK)
+
+
+def _detached(value: Any) -> Any:
+    """A copy of a mutable setting value (headers), so that changing it in place is noticed."""
+    return SecretHeaders(value) if isinstance(value, dict) else value
 
 
 class _Core:
@@ -222,10 +233,11 @@ class CoreBacked(BaseModel):
             config = resolve_config(**given)  # type: ignore[arg-type]  # checked fields
             embedder = Embedder(config) if build else None
             self.__dict__.update(
-                {name: getattr(config, setting) for name, setting in self._FIELDS.items()}
+                {name: _detached(getattr(config, setting)) for name, setting in self._FIELDS.items()}
             )
             previous = core.embedder
-            core.config, core.built_from, core.embedder = config, self._shown(), embedder
+            built_from = {name: _detached(value) for name, value in self._shown().items()}
+            core.config, core.built_from, core.embedder = config, built_from, embedder
             if previous is not None:
                 previous.close()
 

@@ -20,7 +20,7 @@ from typing import Any
 import openai
 import pytest
 
-from aimlapi_bge import AuthenticationError
+from aimlapi_bge import AuthenticationError, ConfigurationError
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
 from llama_index_aimlapi_bge import AIMLBGEEmbedding
 from support.helpers import SECRET, expected, routed_client
@@ -210,3 +210,17 @@ def test_a_llama_index_pickle_keeps_what_llama_index_can_pickle(server: StandInS
     assert restored.model_fields_set == original.model_fields_set
     assert restored.get_text_embedding_batch(["x"]) == expected(["x"])
     assert isinstance(restored.callback_manager, CallbackManager)
+
+
+@KINDS
+def test_a_header_changed_in_place_is_used_and_checked(kind: str, server: StandInServer) -> None:
+    instance = build(kind, server, api_key=SECRET, default_headers={"X-Team": "rag"})
+    embed(instance, ["a"])
+    assert instance.default_headers is not None
+    instance.default_headers["X-Team"] = "search"  # not an assignment: noticed all the same
+    embed(instance, ["b"])
+    assert [r.headers["x-team"] for r in server.embedding_requests] == ["rag", "search"]
+    instance.default_headers["X-Team"] = "two\nlines"
+    with pytest.raises(ConfigurationError, match="header 'X-Team'"):
+        embed(instance, ["c"])
+    assert len(server.embedding_requests) == 2
