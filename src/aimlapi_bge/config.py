@@ -416,7 +416,10 @@ def resolve_config(
     else:
         resolved_url = check_setting("base_url", env_base_url or DEFAULT_BASE_URL, label=ENV_BASE_URL)
     if env_base_url is not None:
-        env_base_url = check_setting("base_url", env_base_url, label=ENV_BASE_URL)
+        try:  # only compared with base_url below: an unusable one trusts nothing
+            env_base_url = normalise_setting("base_url", env_base_url)
+        except ValueError:
+            env_base_url = None
     if backend is None:
         backend = check_setting("backend", _from_env(env, ENV_BACKEND), label=ENV_BACKEND)
     if cache_dir is None:

@@ -337,3 +337,11 @@ def test_a_bad_value_is_reported_before_a_missing_key() -> None:
     refused(lambda: resolve_config(batch_size=0), "batch_size must be at least 1")
     refused(lambda: AIMLBGEEmbeddings(batch_size=0), "batch_size must be at least 1")
     refused(lambda: resolve_config(backend="cloud"), "backend must be one of")
+
+
+def test_a_broken_base_url_in_the_environment_counts_only_where_it_is_used() -> None:
+    environ = {"AIMLAPI_BASE_URL": "http://user:pw@127.0.0.1:9/v1", "AIMLAPI_API_KEY": KEY}
+    message = refused(lambda: resolve_config(environ=environ), "AIMLAPI_BASE_URL must not carry")
+    assert "pw" not in message
+    config = resolve_config(base_url=LOOPBACK, environ=environ)  # given in code: not used
+    assert config.base_url == LOOPBACK
