@@ -27,17 +27,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from aimlapi_bge import __version__
-from aimlapi_bge.config import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_MODEL,
-    DEFAULT_TIMEOUT,
-    resolve_config,
-)
+from aimlapi_bge.config import DEFAULT_MAX_RETRIES, normalise_setting, resolve_config
 from aimlapi_bge.corpus import (
     CorpusError,
     CorpusJob,
@@ -47,7 +40,7 @@ from aimlapi_bge.corpus import (
     read_records,
     read_stream,
 )
-from aimlapi_bge.embedder import Embedder, describe
+from aimlapi_bge.embedder import Embedder
 from aimlapi_bge.errors import (
     AIMLAPIError,
     AuthenticationError,
@@ -58,6 +51,7 @@ from aimlapi_bge.errors import (
     RateLimitError,
     ServiceError,
 )
+from aimlapi_bge.settings import SETTINGS, Setting, setting, settings_summary
 
 __all__ = [
     "EXIT_BROKEN_PIPE",
@@ -101,7 +95,7 @@ exit codes:
        finished stay in --output
   2    usage or configuration: bad arguments, unreadable or malformed input, unusable
        --output or one written with other settings, no key or key refused (401), no
-       credits (403), key would go to an untrusted host, invalid --base-url, local
+       credits (403), key would go to an untrusted host, an invalid option or AIMLAPI_* value, local
        backend or its model files unavailable
   130  interrupted (Ctrl-C); rerun the same command to resume an --output file
   141  standard output was closed early (e.g. piped into head); nothing else went wrong
@@ -144,79 +138,61 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the epilog's layout."""
 
 
-def _bounded(kind: Callable[[str], float], minimum: float, strict: bool) -> Callable[[str], float]:
-    def parse(value: str) -> float:
+def _metavar(item: Setting) -> str:
+    if item.annotation in ("int", "float"):
+        return "N" if item.annotation == "int" else "SECONDS"
+    if item.name.endswith("_url"):
+        return "URL"
+    if item.name.endswith(("_dir", "_path")):
+        return "DIR"
+    return "NAME" if item.name == "model" else "TEXT"
+
+
+def _parse_as(item: Setting) -> Callable[[str], Any]:
+    """Parse an option's text as ``item``'s type, checked like every other way of setting it."""
+
+    def parse(text: str) -> Any:
+        value: Any = text
+        if item.annotation == "int":
+            try:
+                value = int(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        elif item.annotation == "float":
+            try:
+                value = float(text)
+            except ValueError:
+                value = math.nan
+            if not math.isfinite(value):
+                raise argparse.ArgumentTypeError(f"not a number: {text!r}")
         try:
-            number = kind(value)
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number):
-            expected = "an integer" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"not {expected}: {value!r}")
-        if number < minimum or (strict and number == minimum):
-            relation = "greater than" if strict else "at least"
-            raise argparse.ArgumentTypeError(f"must be {relation} {minimum:g}, got {value}")
-        return number
+            return normalise_setting(item.name, value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
 
     return parse
 
 
 def _common_options() -> argparse.ArgumentParser:
+    """The settings' options, one per setting with a ``cli_flag`` in SETTINGS."""
     common = argparse.ArgumentParser(add_help=False)
-    group = common.add_argument_group("model and endpoint (shared by all commands)")
-    group.add_argument(
-        "--model", metavar="NAME", default=DEFAULT_MODEL, help="default: %(default)s"
-    )
-    group.add_argument(
-        "--base-url",
-        metavar="URL",
-        help="OpenAI-compatible endpoint (default: $AIMLAPI_BASE_URL, else"
-        " https://api.aimlapi.com/v1)",
-    )
-    group.add_argument(
-        "--backend",
-        choices=("api", "local"),
-        help="api: HTTP requests; local: the model in-process, extra [local]"
-        " (default: $AIMLAPI_BGE_BACKEND, else api)",
-    )
-    group.add_argument(
-        "--batch-size",
-        metavar="N",
-        type=_bounded(int, 1, strict=False),
-        default=DEFAULT_BATCH_SIZE,
-        help="texts per request (default: %(default)s)",
-    )
-    group.add_argument(
-        "--max-concurrency",
-        metavar="N",
-        type=_bounded(int, 1, strict=False),
-        default=DEFAULT_MAX_CONCURRENCY,
-        help="requests in flight at most (default: %(default)s)",
-    )
-    group.add_argument(
-        "--max-retries",
-        metavar="N",
-        type=_bounded(int, 0, strict=False),
-        default=DEFAULT_MAX_RETRIES,
-        help="retries of 429/5xx/timeouts, with backoff (default: %(default)s)",
-    )
-    group.add_argument(
-        "--timeout",
-        metavar="SECONDS",
-        type=_bounded(float, 0, strict=True),
-        default=DEFAULT_TIMEOUT,
-        help="seconds per request attempt (default: %(default)g)",
-    )
-    group.add_argument(
-        "--local-model-path",
-        metavar="DIR",
-        help="local backend: a directory with the ONNX model and tokenizer files",
-    )
-    group.add_argument(
-        "--cache-dir",
-        metavar="DIR",
-        help="local backend: model cache directory (default: $AIMLAPI_BGE_CACHE_DIR)",
-    )
+    group = common.add_argument_group("settings (shared by all commands)")
+    for item in SETTINGS:
+        if item.cli_flag is None:
+            continue
+        shown = item.default_doc or item.default
+        text = f"{item.help.rstrip('.')} (default: {shown})".replace("%", "%%")
+        choices = re.findall(r"'([^']*)'", item.annotation) if "Literal" in item.annotation else []
+        if choices:
+            group.add_argument(item.cli_flag, dest=item.name, choices=choices, help=text)
+        else:
+            group.add_argument(
+                item.cli_flag,
+                dest=item.name,
+                metavar=_metavar(item),
+                type=_parse_as(item),
+                help=text,
+            )
     return common
 
 
@@ -283,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--timeout",
         metavar="SECONDS",
-        type=_bounded(float, 0, strict=True),
+        type=_parse_as(setting("timeout")),
         default=CHECK_TIMEOUT,
         help="give up after SECONDS in all, whatever the server does (default: %(default)g)",
     )
@@ -379,17 +355,12 @@ def _report(error: BaseException) -> int:
 
 
 def _make_embedder(args: argparse.Namespace) -> Embedder:
-    config = resolve_config(
-        model=args.model,
-        base_url=args.base_url,
-        backend=args.backend,
-        cache_dir=args.cache_dir,
-        batch_size=args.batch_size,
-        max_concurrency=args.max_concurrency,
-        max_retries=args.max_retries,
-        timeout=args.timeout,
-        local_model_path=args.local_model_path,
-    )
+    given = {
+        item.name: getattr(args, item.name)
+        for item in SETTINGS
+        if item.cli_flag is not None and getattr(args, item.name, None) is not None
+    }
+    config = resolve_config(**given)
     if config.key_note:
         _say(f"note: {config.key_note}")
     return Embedder(config)
@@ -587,9 +558,10 @@ def _check(args: argparse.Namespace) -> int:
     deadline: float = args.timeout
     # Each attempt may take the whole deadline; few retries, so a failing server is reported
     # with its own message rather than cut off by the deadline.
-    settings = {**vars(args), "max_retries": min(args.max_retries, CHECK_MAX_RETRIES)}
+    retries = DEFAULT_MAX_RETRIES if args.max_retries is None else args.max_retries
+    settings = {**vars(args), "max_retries": min(retries, CHECK_MAX_RETRIES)}
     embedder = _make_embedder(argparse.Namespace(**settings))
-    for name, value in describe(embedder).items():
+    for name, value in settings_summary(embedder).items():
         _field(name, value)
     sys.stdout.flush()
     started = time.perf_counter()

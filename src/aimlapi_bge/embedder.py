@@ -474,18 +474,3 @@ class Embedder:
             FallbackWarning,
             stacklevel=2,
         )
-
-
-def describe(embedder: Embedder) -> dict[str, Any]:
-    """A secret-free summary of an embedder's settings, for logs and CLI output."""
-    config = embedder.config
-    return {
-        "model": config.model,
-        "base_url": config.base_url,
-        "backend": embedder.backend,
-        "batch_size": embedder.batch_size,
-        "max_concurrency": config.max_concurrency,
-        "max_retries": config.max_retries,
-        "timeout": config.timeout,
-        "api_key": "set" if config.api_key else "not set",
-    }

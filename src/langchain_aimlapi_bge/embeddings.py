@@ -11,10 +11,9 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
         "langchain_aimlapi_bge needs langchain-core: pip install 'aimlapi-bge[langchain]'"
     ) from exc
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
-from typing_extensions import Self
+from pydantic import ConfigDict, Field, SecretStr
 
-from aimlapi_bge.adapter_support import CoreBacked
+from aimlapi_bge.adapter_support import CoreBacked, adapter_fields
 from aimlapi_bge.config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_CONCURRENCY,
@@ -22,32 +21,12 @@ from aimlapi_bge.config import (
     DEFAULT_MODEL,
     DEFAULT_TIMEOUT,
 )
-from aimlapi_bge.embedder import Embedder
+from aimlapi_bge.settings import setting
 
 __all__ = ["AIMLBGEEmbeddings"]
 
-# The fields that configure the core (each is resolve_config's argument of the same name);
-# show_progress_bar is read on each call instead.
-_SETTINGS = (
-    "model",
-    "api_key",
-    "base_url",
-    "batch_size",
-    "max_concurrency",
-    "max_retries",
-    "timeout",
-    "query_instruction",
-    "default_headers",
-    "backend",
-    "fallback",
-    "cache_dir",
-    "local_model_path",
-    "http_client",
-    "http_async_client",
-)
 
-
-class AIMLBGEEmbeddings(CoreBacked, BaseModel, Embeddings):
+class AIMLBGEEmbeddings(CoreBacked, Embeddings):
     """BAAI/bge-base-en-v1.5 embeddings from the AI/ML API (or in-process), for LangChain.
 
     Setup:
@@ -115,65 +94,64 @@ class AIMLBGEEmbeddings(CoreBacked, BaseModel, Embeddings):
 
             embeddings.usage  # Usage(requests=2, texts=3, prompt_tokens=21, credits_used=3.0, ...)
 
-    Setting a field later (``embeddings.batch_size = 64``) rebuilds the client.
+    Settings:
+        Checked when given: a bad value or a misspelt keyword raises
+        ``aimlapi_bge.ConfigurationError`` (a ``ValueError``) naming the field. Setting a field
+        later (``embeddings.batch_size = 64``) re-resolves the settings and rebuilds the client.
+        ``copy.deepcopy``, ``model_copy(update=...)`` and ``pickle`` give an instance with its
+        own client and usage; a pickle holds the key only if it was given in code.
     """
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        hide_input_in_errors=True,
+        protected_namespaces=(),
+    )
+    _FIELDS: ClassVar[Mapping[str, str]] = adapter_fields("langchain")
 
-    model: str = DEFAULT_MODEL
-    """Embedding model name."""
-    api_key: SecretStr | None = None
-    """API key; default from ``AIMLAPI_API_KEY`` (then ``AIML_API_KEY``)."""
-    base_url: str | None = None
-    """Endpoint; default from ``AIMLAPI_BASE_URL``, else the AI/ML API."""
-    batch_size: int = DEFAULT_BATCH_SIZE
-    """Texts per request."""
-    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
-    """Requests in flight at most."""
-    max_retries: int = DEFAULT_MAX_RETRIES
-    """Retries of transient failures."""
-    timeout: float = DEFAULT_TIMEOUT
-    """Seconds per attempt."""
-    query_instruction: str | None = None
-    """Query prefix; ``None`` picks the model's default, ``""`` disables it."""
-    default_headers: dict[str, str] | None = None
-    """Extra HTTP headers for every request."""
+    model: str = Field(default=DEFAULT_MODEL, description=setting("model").help)
+    api_key: SecretStr | None = Field(default=None, description=setting("api_key").help)
+    base_url: str | None = Field(default=None, description=setting("base_url").help)
+    batch_size: int = Field(default=DEFAULT_BATCH_SIZE, description=setting("batch_size").help)
+    max_concurrency: int = Field(
+        default=DEFAULT_MAX_CONCURRENCY, description=setting("max_concurrency").help
+    )
+    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, description=setting("max_retries").help)
+    timeout: float = Field(default=DEFAULT_TIMEOUT, description=setting("timeout").help)
+    query_instruction: str | None = Field(
+        default=None, description=setting("query_instruction").help
+    )
+    default_headers: dict[str, str] | None = Field(
+        default=None, description=setting("default_headers").help
+    )
     show_progress_bar: bool = False
-    """Show a tqdm progress bar while embedding documents."""
-    backend: Literal["api", "local"] | None = None
-    """``"api"`` (default) or ``"local"``; env ``AIMLAPI_BGE_BACKEND``."""
-    fallback: Literal["local"] | None = None
-    """Fall back to the local backend when the API cannot serve the model."""
-    cache_dir: str | None = None
-    """Local backend: where model files are cached (env ``AIMLAPI_BGE_CACHE_DIR``)."""
-    local_model_path: str | None = None
-    """Local backend: a directory holding the ONNX model and tokenizer files."""
-    http_client: Any = Field(default=None, exclude=True)
-    """Optional ``httpx`` client for the sync path (openai's ``DefaultHttpxClient``)."""
-    http_async_client: Any = Field(default=None, exclude=True)
-    """Optional ``httpx`` async client for the async path."""
-
-    _SETTING_NAMES: ClassVar[Mapping[str, str]] = {name: name for name in _SETTINGS}
-    _embedder: Embedder = PrivateAttr()
-    _inputs: dict[str, Any] = PrivateAttr(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _build_embedder(self) -> Self:
-        self._init_embedder()
-        return self
+    """Show a tqdm progress bar while embedding documents (read on each call)."""
+    backend: Literal["api", "local"] | None = Field(
+        default=None, description=setting("backend").help
+    )
+    fallback: Literal["local"] | None = Field(default=None, description=setting("fallback").help)
+    cache_dir: str | None = Field(default=None, description=setting("cache_dir").help)
+    local_model_path: str | None = Field(
+        default=None, description=setting("local_model_path").help
+    )
+    http_client: Any = Field(default=None, exclude=True, description=setting("http_client").help)
+    http_async_client: Any = Field(
+        default=None, exclude=True, description=setting("http_async_client").help
+    )
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents (no query instruction), in input order."""
-        return self._embedder.embed(texts, show_progress=self.show_progress_bar)
+        return self.embedder.embed(texts, show_progress=self.show_progress_bar)
 
     def embed_query(self, text: str) -> list[float]:
         """Embed a query, prefixed with ``query_instruction``."""
-        return self._embedder.embed_query(text)
+        return self.embedder.embed_query(text)
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents asynchronously (concurrent batches, no thread executor)."""
-        return await self._embedder.aembed(texts, show_progress=self.show_progress_bar)
+        return await self.embedder.aembed(texts, show_progress=self.show_progress_bar)
 
     async def aembed_query(self, text: str) -> list[float]:
         """Embed a query asynchronously."""
-        return await self._embedder.aembed_query(text)
+        return await self.embedder.aembed_query(text)

@@ -17,10 +17,9 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
         "llama_index_aimlapi_bge needs llama-index-core: pip install 'aimlapi-bge[llama-index]'"
     ) from exc
-from pydantic import Field, PrivateAttr, SecretStr, model_validator
-from typing_extensions import Self
+from pydantic import AliasChoices, ConfigDict, Field, SecretStr
 
-from aimlapi_bge.adapter_support import CoreBacked
+from aimlapi_bge.adapter_support import CoreBacked, adapter_fields
 from aimlapi_bge.config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_CONCURRENCY,
@@ -28,7 +27,7 @@ from aimlapi_bge.config import (
     DEFAULT_MODEL,
     DEFAULT_TIMEOUT,
 )
-from aimlapi_bge.embedder import Embedder
+from aimlapi_bge.settings import setting
 
 __all__ = ["AIMLBGEEmbedding"]
 
@@ -39,25 +38,6 @@ def _end_event(texts: list[str], embeddings: list[Embedding]) -> EmbeddingEndEve
     # The vectors were validated by the core; re-validating millions of floats in pydantic
     # costs ~0.1 s per 4,000 x 768 call, so the event is built without validation.
     return EmbeddingEndEvent.model_construct(chunks=texts, embeddings=embeddings)
-
-# The fields that configure the core, and the name resolve_config gives each.
-_SETTINGS = {
-    "model_name": "model",
-    "embed_batch_size": "batch_size",
-    "api_key": "api_key",
-    "base_url": "base_url",
-    "max_concurrency": "max_concurrency",
-    "max_retries": "max_retries",
-    "timeout": "timeout",
-    "query_instruction": "query_instruction",
-    "default_headers": "default_headers",
-    "backend": "backend",
-    "fallback": "fallback",
-    "cache_dir": "cache_dir",
-    "local_model_path": "local_model_path",
-    "http_client": "http_client",
-    "http_async_client": "http_async_client",
-}
 
 
 class AIMLBGEEmbedding(CoreBacked, BaseEmbedding):
@@ -110,37 +90,62 @@ class AIMLBGEEmbedding(CoreBacked, BaseEmbedding):
     ``max_concurrency`` requests in flight (LlamaIndex's default async batch path would
     start every batch at once).
 
-    Serialisation: ``to_dict()`` / ``to_json()`` leave out ``api_key``, ``default_headers``
-    and the HTTP clients; ``from_dict()`` resolves the key from the environment again.
-    Setting a field later (``embed_model.embed_batch_size = 64``) rebuilds the client.
+    Settings: checked when given; a bad value or an unknown keyword (``embed_batchsize=``)
+    raises ``aimlapi_bge.ConfigurationError`` naming it. ``model=`` is accepted for
+    ``model_name``. Setting a field later (``embed_model.embed_batch_size = 64``) re-resolves
+    the settings and rebuilds the client. ``to_dict()`` / ``to_json()`` leave out ``api_key``
+    and the HTTP clients and mask ``default_headers`` values; ``from_dict()`` looks the key
+    up in the environment again. ``pickle`` (``IngestionPipeline(num_workers=...)``),
+    ``copy.deepcopy`` and ``model_copy`` give an instance with its own client and usage; a
+    pickle holds the key only if it was given in code.
     """
 
-    model_name: str = Field(default=DEFAULT_MODEL, description="Embedding model name.")
-    embed_batch_size: int = Field(
-        default=DEFAULT_BATCH_SIZE, gt=0, description="Texts per request."
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        hide_input_in_errors=True,
+        protected_namespaces=("pydantic_model_",),
+        arbitrary_types_allowed=True,
     )
-    api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
-    base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint.")
-    max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, gt=0)
-    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
-    timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0)
-    query_instruction: str | None = Field(default=None)
-    default_headers: dict[str, str] | None = Field(default=None, exclude=True, repr=False)
-    backend: Literal["api", "local"] | None = Field(default=None)
-    fallback: Literal["local"] | None = Field(default=None)
-    cache_dir: str | None = Field(default=None)
-    local_model_path: str | None = Field(default=None)
-    http_client: Any = Field(default=None, exclude=True, repr=False)
-    http_async_client: Any = Field(default=None, exclude=True, repr=False)
+    _FIELDS: ClassVar[Mapping[str, str]] = adapter_fields("llama_index")
 
-    _SETTING_NAMES: ClassVar[Mapping[str, str]] = _SETTINGS
-    _embedder: Embedder = PrivateAttr()
-    _inputs: dict[str, Any] = PrivateAttr(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _build_embedder(self) -> Self:
-        self._init_embedder()
-        return self
+    model_name: str = Field(
+        default=DEFAULT_MODEL,
+        validation_alias=AliasChoices("model_name", "model"),
+        description=setting("model").help,
+    )
+    embed_batch_size: int = Field(
+        default=DEFAULT_BATCH_SIZE, description=setting("batch_size").help
+    )
+    api_key: SecretStr | None = Field(
+        default=None, exclude=True, description=setting("api_key").help
+    )
+    base_url: str | None = Field(default=None, description=setting("base_url").help)
+    max_concurrency: int = Field(
+        default=DEFAULT_MAX_CONCURRENCY, description=setting("max_concurrency").help
+    )
+    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, description=setting("max_retries").help)
+    timeout: float = Field(default=DEFAULT_TIMEOUT, description=setting("timeout").help)
+    query_instruction: str | None = Field(
+        default=None, description=setting("query_instruction").help
+    )
+    default_headers: dict[str, str] | None = Field(
+        default=None, description=setting("default_headers").help
+    )
+    backend: Literal["api", "local"] | None = Field(
+        default=None, description=setting("backend").help
+    )
+    fallback: Literal["local"] | None = Field(default=None, description=setting("fallback").help)
+    cache_dir: str | None = Field(default=None, description=setting("cache_dir").help)
+    local_model_path: str | None = Field(
+        default=None, description=setting("local_model_path").help
+    )
+    http_client: Any = Field(
+        default=None, exclude=True, repr=False, description=setting("http_client").help
+    )
+    http_async_client: Any = Field(
+        default=None, exclude=True, repr=False, description=setting("http_async_client").help
+    )
 
     @classmethod
     def class_name(cls) -> str:
@@ -148,22 +153,22 @@ class AIMLBGEEmbedding(CoreBacked, BaseEmbedding):
         return "AIMLBGEEmbedding"
 
     def _get_query_embedding(self, query: str) -> Embedding:
-        return self._embedder.embed_query(query)
+        return self.embedder.embed_query(query)
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
-        return await self._embedder.aembed_query(query)
+        return await self.embedder.aembed_query(query)
 
     def _get_text_embedding(self, text: str) -> Embedding:
-        return self._embedder.embed([text])[0]
+        return self.embedder.embed([text])[0]
 
     async def _aget_text_embedding(self, text: str) -> Embedding:
-        return (await self._embedder.aembed([text]))[0]
+        return (await self.embedder.aembed([text]))[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return self._embedder.embed(texts)
+        return self.embedder.embed(texts)
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return await self._embedder.aembed(texts)
+        return await self.embedder.aembed(texts)
 
     def _use_llama_index_batching(self) -> bool:
         return self.embeddings_cache is not None or self.rate_limiter is not None
@@ -184,7 +189,7 @@ class AIMLBGEEmbedding(CoreBacked, BaseEmbedding):
         with self.callback_manager.event(
             CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: model_dict}
         ) as event:
-            embeddings = self._embedder.embed(texts, show_progress=show_progress)
+            embeddings = self.embedder.embed(texts, show_progress=show_progress)
             event.on_end(payload={EventPayload.CHUNKS: texts, EventPayload.EMBEDDINGS: embeddings})
         dispatcher.event(_end_event(texts, embeddings))
         return embeddings
@@ -201,7 +206,7 @@ class AIMLBGEEmbedding(CoreBacked, BaseEmbedding):
         event_id = self.callback_manager.on_event_start(
             CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: model_dict}
         )
-        embeddings = await self._embedder.aembed(texts, show_progress=show_progress)
+        embeddings = await self.embedder.aembed(texts, show_progress=show_progress)
         self.callback_manager.on_event_end(
             CBEventType.EMBEDDING,
             payload={EventPayload.CHUNKS: texts, EventPayload.EMBEDDINGS: embeddings},

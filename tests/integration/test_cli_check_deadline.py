@@ -182,4 +182,4 @@ def test_check_help_documents_its_own_deadline(capsys: pytest.CaptureFixture[str
     # embed keeps the per-request meaning of --timeout.
     with pytest.raises(SystemExit):
         main(["embed", "--help"])
-    assert "seconds per request attempt" in capsys.readouterr().out
+    assert "seconds per request attempt" in capsys.readouterr().out.lower()

@@ -8,9 +8,8 @@ import threading
 import httpx2 as httpx
 import openai
 import pytest
-from pydantic import ValidationError
 
-from aimlapi_bge import BGE_QUERY_INSTRUCTION, AuthenticationError, Embedder
+from aimlapi_bge import BGE_QUERY_INSTRUCTION, AuthenticationError, ConfigurationError, Embedder
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
 from support.helpers import expected, make_langchain
 from support.standin import StandInServer, count_tokens, standin_vector
@@ -87,7 +86,7 @@ async def test_async_path_is_truly_async_and_concurrent() -> None:
 
 
 def test_unknown_arguments_are_rejected_before_any_request(standin: StandInServer) -> None:
-    with pytest.raises(ValidationError, match="modle"):
+    with pytest.raises(ConfigurationError, match="'modle'; did you mean 'model'"):
         make(standin, modle="BAAI/bge-base-en-v1.5")
     assert standin.request_count == 0
 
