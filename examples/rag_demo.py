@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")  # before chromadb is imported
 
-from aimlapi_bge import (  # noqa: E402
+from aimlapi_bge import (
     DEFAULT_BASE_URL,
     DEFAULT_MODEL,
     AIMLAPIError,
@@ -154,7 +154,9 @@ def load_corpus(path: Path) -> list[dict[str, str]]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as error:
-        raise DemoError(f"Cannot read the corpus {path} ({error.strerror}): pass --corpus FILE.")
+        raise DemoError(
+            f"Cannot read the corpus {path} ({error.strerror}): pass --corpus FILE."
+        ) from None
     passages: list[dict[str, str]] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -164,7 +166,7 @@ def load_corpus(path: Path) -> list[dict[str, str]]:
             passages.append({"id": str(row["id"]), "text": str(row["text"])})
         except (ValueError, KeyError, TypeError):
             raise DemoError(
-                f"{path}, line {number}: expected a JSON object with \"id\" and \"text\"."
+                f'{path}, line {number}: expected a JSON object with "id" and "text".'
             ) from None
     return passages
 
@@ -242,10 +244,13 @@ class IndexReport:
 
     def lines(self) -> list[str]:
         out = [f"Indexing with {self.tool}:"]
-        out.append(f"  embedded {len(self.embedded)} new or changed passages: "
-                   + (", ".join(self.embedded) or "-"))
-        out.append(f"  skipped {len(self.skipped)} unchanged passages: "
-                   + (", ".join(self.skipped) or "-"))
+        out.append(
+            f"  embedded {len(self.embedded)} new or changed passages: "
+            + (", ".join(self.embedded) or "-")
+        )
+        out.append(
+            f"  skipped {len(self.skipped)} unchanged passages: " + (", ".join(self.skipped) or "-")
+        )
         if self.removed:
             out.append(f"  removed {self.removed} stale vectors")
         return out
