@@ -95,6 +95,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--cache-dir", help="local backend: model cache directory")
     parser.add_argument(
+        "--max-retries",
+        type=int,
+        help="API backend: retries per request before giving up (default: the library's, 4)",
+    )
+    parser.add_argument(
         "--store",
         type=Path,
         default=DEFAULT_STORE,
@@ -128,7 +133,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def choose_backend(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     """Adapter settings for this run, and a sentence saying which backend they select."""
-    local = {"local_model_path": args.local_model_path, "cache_dir": args.cache_dir}
+    local: dict[str, Any] = {"local_model_path": args.local_model_path, "cache_dir": args.cache_dir}
+    if args.max_retries is not None:
+        local["max_retries"] = args.max_retries
     has_key = bool(os.environ.get("AIMLAPI_API_KEY") or os.environ.get("AIML_API_KEY"))
     base_url = args.base_url or os.environ.get("AIMLAPI_BASE_URL")
     backend = args.backend or ("api" if has_key or base_url else "local")

@@ -29,6 +29,7 @@ def load_demo() -> ModuleType:
     spec = importlib.util.spec_from_file_location("rag_demo", EXAMPLES / "rag_demo.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
