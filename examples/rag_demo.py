@@ -144,7 +144,7 @@ def choose_backend(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         key = "with the key from the environment" if has_key else "without a key"
         return (
             {"base_url": args.base_url, "fallback": "local", **local},
-            f"API backend: {where} {key} (falls back to the local model if the model is refused)",
+            f"API backend: {where} {key} (falls back to the local model if the API refuses the model or cannot be reached)",
         )
     source = (
         f"model files from {args.local_model_path}"
@@ -461,7 +461,7 @@ def api_problem(error: AIMLAPIError, url: str) -> str:
     return f"The API at {url} failed: {error.message}"
 
 
-def local_problem(args: argparse.Namespace) -> str:
+def local_problem(args: argparse.Namespace, suggest_api: bool = True) -> str:
     if args.local_model_path:
         return (
             f"The local model in --local-model-path {args.local_model_path} cannot be used:"
@@ -476,8 +476,8 @@ def local_problem(args: argparse.Namespace) -> str:
     return (
         f"The local model's files ({DEFAULT_MODEL}, about 440 MB) are not in {cache}"
         f" (--cache-dir or AIMLAPI_BGE_CACHE_DIR){offline}. Run once with access to"
-        " huggingface.co to fill the cache, or pass --local-model-path DIR with the files,"
-        " or set AIMLAPI_API_KEY to use the API instead."
+        " huggingface.co to fill the cache, or pass --local-model-path DIR with the files"
+        + (", or set AIMLAPI_API_KEY to use the API instead." if suggest_api else ".")
     )
 
 
@@ -503,7 +503,7 @@ def explain(failure: BaseException, args: argparse.Namespace, fell_back: bool) -
             )
             return (
                 f"{first} The demo then switched to the local model, which is not available"
-                f" either. {local_problem(args)} {STANDIN_ROUTE}"
+                f" either. {local_problem(args, suggest_api=False)} {STANDIN_ROUTE}"
             )
         return f"{local_problem(args)} {STANDIN_ROUTE}"
     if isinstance(failure, ConfigurationError) and "backend" in choose_backend(args)[0]:

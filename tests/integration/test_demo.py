@@ -109,10 +109,8 @@ def test_demo_switches_to_local_when_the_api_refuses_the_model(
 ) -> None:
     with StandInServer(models=("other",)) as server:
         monkeypatch.setenv("AIMLAPI_API_KEY", server.api_key or "")
-        code = load_demo().main(
-            ["--base-url", server.url, "--local-model-path", str(tiny_model_dir)]
-            + ["--store", str(tmp_path)]
-        )
+        args = ["--base-url", server.url, "--local-model-path", str(tiny_model_dir)]
+        code = load_demo().main([*args, "--store", str(tmp_path)])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "deprecated" in err and "Switching this instance to the local backend" in err
