@@ -163,7 +163,8 @@ def test_both_frameworks_query_the_vectors_stored_on_a_chroma_server(
     assert f"Chroma (server, {chroma_url}): collection {name!r}, cosine space, 20 vectors" in out
 
     collection = chroma.get_collection(name)
-    assert collection.configuration["hnsw"]["space"] == "cosine"
+    assert collection.configuration_json["hnsw"]["space"] == "cosine"
+    assert collection.metadata["hnsw:space"] == "cosine"
     stored = collection.get(include=["embeddings", "documents", "metadatas"])
     passages = DEMO.load_corpus(DEMO.CORPUS)
     text_of = {p["id"]: p["text"] for p in passages}
