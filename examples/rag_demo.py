@@ -7,7 +7,7 @@ Indexing is incremental, with the frameworks' own tools: LlamaIndex's ``Ingestio
 (persisted docstore and cache, ``DocstoreStrategy.UPSERTS``) by default, or LangChain's
 indexing API (``index()`` with a SQLite ``SQLRecordManager``) with ``--indexer langchain``.
 A second run embeds only the questions; edit a passage and the next run embeds that passage
-alone. The script prints what it embedded and skipped, and what the embeddings cost.
+alone; remove one and its vector goes. The script prints what it embedded and skipped, and what the embeddings cost.
 
 Which embeddings backend:
   * AIMLAPI_API_KEY set (or a base URL given): the AI/ML API (or that OpenAI-compatible
@@ -248,6 +248,7 @@ class IndexReport:
     embedded: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     removed: int = 0
+    from_cache: int = 0
 
     def lines(self) -> list[str]:
         out = [f"Indexing with {self.tool}:"]
@@ -258,15 +259,17 @@ class IndexReport:
         out.append(
             f"  skipped {len(self.skipped)} unchanged passages: " + (", ".join(self.skipped) or "-")
         )
+        if self.from_cache:
+            out.append(f"  ({self.from_cache} of them from the IngestionPipeline cache, not sent)")
         if self.removed:
-            out.append(f"  removed {self.removed} stale vectors")
+            out.append(f"  removed {self.removed} stale vectors (changed or deleted passages)")
         return out
 
 
 def index_with_llama_index(
     passages: list[dict[str, str]], collection: Any, embed_model: Any, state: Path
 ) -> IndexReport:
-    """LlamaIndex IngestionPipeline: persisted docstore (UPSERTS) and cache, Chroma as the store.
+    """LlamaIndex IngestionPipeline: persisted docstore and cache, Chroma as the store.
 
     Each passage is one node whose id and source document are the passage id, so a changed
     passage replaces its vector (ChromaVectorStore deletes by ``document_id``).
@@ -276,9 +279,10 @@ def index_with_llama_index(
     from llama_index.core.storage.docstore import SimpleDocumentStore
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
+    vector_store = ChromaVectorStore(chroma_collection=collection)
     pipeline = IngestionPipeline(
         transformations=[embed_model],
-        vector_store=ChromaVectorStore(chroma_collection=collection),
+        vector_store=vector_store,
         docstore=SimpleDocumentStore(),
         docstore_strategy=DocstoreStrategy.UPSERTS,
         cache=IngestionCache(),
@@ -302,6 +306,12 @@ def index_with_llama_index(
         )
         for p in passages
     ]
+    # Passages gone from the corpus. (UPSERTS_AND_DELETE would do this, but its docstore
+    # deletion fails for nodes that are their own source document, as these are.)
+    wanted = {p["id"] for p in passages}
+    for gone in set(pipeline.docstore.get_all_document_hashes().values()) - wanted:
+        pipeline.docstore.delete_ref_doc(gone, raise_error=False)
+        vector_store.delete(gone)
     processed = pipeline.run(nodes=nodes)
     state.mkdir(parents=True, exist_ok=True)
     pipeline.persist(str(state))
@@ -318,8 +328,8 @@ def index_with_langchain(
 ) -> IndexReport:
     """LangChain's indexing API: ``index()`` with a SQLite record manager, Chroma as the store.
 
-    Documents are keyed by a SHA-256 of their content and metadata; ``cleanup="incremental"``
-    deletes a changed passage's old vector (grouped by the ``passage`` metadata key).
+    Documents are keyed by a SHA-256 of their content and metadata; ``cleanup="full"`` deletes
+    what this run did not index: changed passages' old vectors and removed passages.
     """
     from langchain_chroma import Chroma
     from langchain_classic.indexes import SQLRecordManager
@@ -342,11 +352,11 @@ def index_with_langchain(
             collection.delete(ids=existing)
         before = set()
     documents = [Document(page_content=p["text"], metadata={"passage": p["id"]}) for p in passages]
-    result = index(
+    index(
         documents,
         records,
         store,
-        cleanup="incremental",
+        cleanup="full",
         source_id_key="passage",
         key_encoder="sha256",
     )
@@ -355,7 +365,6 @@ def index_with_langchain(
         "LangChain index() (record manager " + str(state / "langchain-records.sqlite") + ")",
         embedded=embedded,
         skipped=[p["id"] for p in passages if p["id"] not in embedded],
-        removed=result["num_deleted"],
     )
 
 
@@ -381,10 +390,13 @@ def run(args: argparse.Namespace, settings: dict[str, Any]) -> None:
 
     lc_embeddings = AIMLBGEEmbeddings(**settings)
     li_embeddings = AIMLBGEEmbedding(**settings)
+    count_before = collection.count()
     if args.indexer == "llama-index":
         report = index_with_llama_index(passages, collection, li_embeddings, state)
+        report.from_cache = len(report.embedded) - li_embeddings.usage.texts
     else:
         report = index_with_langchain(passages, client, name, lc_embeddings, state)
+    report.removed = count_before + len(report.embedded) - collection.count()
     print(f"Chroma ({where}): collection {name!r}, cosine space, {collection.count()} vectors.")
     print("\n".join(report.lines()) + "\n")
 
@@ -438,13 +450,18 @@ def api_problem(error: AIMLAPIError, url: str) -> str:
     said = f" (the server said: {error.server_message})" if error.server_message else ""
     if isinstance(error, AuthenticationError):
         return (
-            f"The API at {url} refused the key{said}: check AIMLAPI_API_KEY (a key with a"
-            " trailing space or newline, or one for another service, is refused)."
+            f"The API at {url} refused the key{said}: check the key in AIMLAPI_API_KEY (the"
+            " whole key, for this service, nothing around it)."
         )
     if isinstance(error, ModelNotAvailableError):
+        note = (
+            " (the AI/ML API lists it as deprecated since 2026-03-30)"
+            if (urlsplit(url).hostname or "").endswith("aimlapi.com")
+            else ""
+        )
         return (
             f"The API at {url} does not serve {DEFAULT_MODEL}{said}: the model has been retired"
-            " there (the AI/ML API lists it as deprecated since 2026-03-30)."
+            f" there{note}, or --base-url / AIMLAPI_BASE_URL points at the wrong server."
         )
     if isinstance(error, InsufficientCreditsError):
         return f"The API at {url} refused the request: the account has no credits left{said}."
@@ -455,8 +472,8 @@ def api_problem(error: AIMLAPIError, url: str) -> str:
         )
     if isinstance(error, ConfigurationError):
         return (
-            f"The endpoint {url} does not work as an embeddings API ({error.message}): check"
-            " --base-url or AIMLAPI_BASE_URL (it should end in /v1)."
+            f"The endpoint {url} does not work as an embeddings API{said}: check --base-url or"
+            " AIMLAPI_BASE_URL (an OpenAI-compatible base URL, usually ending in /v1)."
         )
     return f"The API at {url} failed: {error.message}"
 

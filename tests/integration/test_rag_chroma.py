@@ -234,12 +234,23 @@ def test_re_indexing_embeds_only_new_or_changed_passages(
     assert [t for t in api.inputs_seen if t not in QUERY_INPUTS] == [edited]
     assert "embedded 1 new or changed passages: tides\n" in out
     assert "skipped 19 unchanged passages" in out
+    assert "removed 1 stale vectors" in out
 
     collection = chroma.get_collection(f"{prefix}-{indexer}")
     stored = collection.get(where={"passage": "tides"}, include=["embeddings", "documents"])
     assert stored["documents"] == [edited]
     np.testing.assert_allclose(stored["embeddings"][0], standin_vector(edited), atol=1e-6)
     assert collection.count() == 20
+
+    # Remove a passage from the corpus: run 4 embeds nothing and drops its vector.
+    kept = [p for p in passages if p["id"] != "chess"]
+    write_corpus(corpus, [{**p, "text": edited} if p["id"] == "tides" else p for p in kept])
+    out = run_demo(api, monkeypatch, capsys, *args)
+    assert set(api.inputs_seen) <= QUERY_INPUTS
+    assert "embedded 0 new or changed passages: -" in out
+    assert "removed 1 stale vectors" in out
+    assert collection.count() == 19
+    assert collection.get(where={"passage": "chess"})["ids"] == []
 
 
 def test_a_missing_chroma_server_is_named_with_the_flag_to_change(
