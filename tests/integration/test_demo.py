@@ -89,6 +89,23 @@ def test_demo_in_api_mode_answers_with_the_right_passages(tmp_path: Path) -> Non
         assert re.search(r"Usage, LlamaIndex embeddings: \d+ requests, 24 texts", result.stdout)
         assert "Backend used: api" in result.stdout
 
+        # `make demo` again: the embedded store and the docstore persisted, so only the
+        # questions are embedded, and the answers are the same.
+        server.reset()
+        again = subprocess.run(
+            [sys.executable, str(EXAMPLES / "rag_demo.py"), "--store", str(tmp_path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert again.returncode == 0, again.stderr
+        assert not set(server.inputs_seen) & set(corpus_texts())
+        assert "embedded 0 new or changed passages: -" in again.stdout
+        assert "skipped 20 unchanged passages" in again.stdout
+        assert top_passages(again.stdout) == tops
+        assert re.search(r"Usage, LlamaIndex embeddings: \d+ requests, 4 texts", again.stdout)
+
 
 def test_demo_accepts_base_url(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path

@@ -23,16 +23,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+os.environ["ANONYMIZED_TELEMETRY"] = "False"  # before chromadb is imported
+
+import chromadb
 import numpy as np
 import pytest
+from chromadb.config import Settings
 
 from aimlapi_bge import BGE_QUERY_INSTRUCTION
 from support.standin import StandInServer, standin_vector
-
-os.environ["ANONYMIZED_TELEMETRY"] = "False"
-
-chromadb = pytest.importorskip("chromadb")
-from chromadb.config import Settings  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 INDEXERS = ("llama-index", "langchain")
