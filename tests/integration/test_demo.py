@@ -245,7 +245,7 @@ def test_demo_with_a_refused_key_ends_naming_the_key_variable(
     out, err = capsys.readouterr()
     last = ending(err)
     assert last.startswith(f"rag_demo: error: The API at {url} refused the key")
-    assert "check AIMLAPI_API_KEY" in last
+    assert "check the key in AIMLAPI_API_KEY" in last
     assert "sk-wrong-Z9q" not in out + err
     assert "switched to the local model" not in err  # a refused key is not a reason to fall back
 
