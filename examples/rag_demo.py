@@ -38,6 +38,8 @@ from urllib.parse import urlsplit
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")  # before chromadb is imported
 
+from pydantic import ValidationError
+
 from aimlapi_bge import (
     DEFAULT_BASE_URL,
     DEFAULT_MODEL,
@@ -445,9 +447,28 @@ def diagnose_api(args: argparse.Namespace) -> AIMLAPIError | None:
     return None
 
 
+_KEYWORDS = {
+    "local_model_path=": "--local-model-path ",
+    "cache_dir=": "--cache-dir ",
+    "base_url=": "--base-url ",
+    "backend='local'": "--backend local",
+    "pass api_key=": "set AIMLAPI_API_KEY",
+}
+
+
+def as_cli(message: str) -> str:
+    """The library's message, with its Python keywords replaced by the demo's flags."""
+    for keyword, flag in _KEYWORDS.items():
+        message = message.replace(keyword, flag)
+    return message
+
+
 def api_problem(error: AIMLAPIError, url: str) -> str:
     """The API-side problem in a sentence naming the settings to change."""
     said = f" (the server said: {error.server_message})" if error.server_message else ""
+    has_key = bool(os.environ.get("AIMLAPI_API_KEY") or os.environ.get("AIML_API_KEY"))
+    if isinstance(error, AuthenticationError) and not has_key:
+        return f"The API at {url} needs a key{said}: set AIMLAPI_API_KEY."
     if isinstance(error, AuthenticationError):
         return (
             f"The API at {url} refused the key{said}: check the key in AIMLAPI_API_KEY (the"
@@ -475,15 +496,13 @@ def api_problem(error: AIMLAPIError, url: str) -> str:
             f"The endpoint {url} does not work as an embeddings API{said}: check --base-url or"
             " AIMLAPI_BASE_URL (an OpenAI-compatible base URL, usually ending in /v1)."
         )
-    return f"The API at {url} failed: {error.message}"
+    return f"The API at {url} failed: {as_cli(error.message)}"
 
 
-def local_problem(args: argparse.Namespace, suggest_api: bool = True) -> str:
+def local_problem(args: argparse.Namespace, error: AIMLAPIError, suggest_api: bool = True) -> str:
+    """The local backend's problem, in the demo's flags."""
     if args.local_model_path:
-        return (
-            f"The local model in --local-model-path {args.local_model_path} cannot be used:"
-            " it must hold the ONNX model with its tokenizer files."
-        )
+        return f"The local model cannot be used: {as_cli(error.message)}"
     cache = args.cache_dir or os.environ.get("AIMLAPI_BGE_CACHE_DIR") or "the default cache"
     offline = (
         " and HF_HUB_OFFLINE is set, so nothing was downloaded"
@@ -520,11 +539,11 @@ def explain(failure: BaseException, args: argparse.Namespace, fell_back: bool) -
             )
             return (
                 f"{first} The demo then switched to the local model, which is not available"
-                f" either. {local_problem(args, suggest_api=False)} {STANDIN_ROUTE}"
+                f" either. {local_problem(args, failure, suggest_api=False)} {STANDIN_ROUTE}"
             )
-        return f"{local_problem(args)} {STANDIN_ROUTE}"
+        return f"{local_problem(args, failure)} {STANDIN_ROUTE}"
     if isinstance(failure, ConfigurationError) and "backend" in choose_backend(args)[0]:
-        return f"The local backend's settings cannot work: {failure.message}"
+        return f"The local backend's settings cannot work: {as_cli(failure.message)}"
     return f"{api_problem(failure, url)} {STANDIN_ROUTE}"
 
 
@@ -539,6 +558,11 @@ def main(argv: list[str] | None = None) -> int:
             run(args, settings)
         except (AIMLAPIError, ImportError, DemoError) as error:
             failure = error
+        except ValidationError as error:  # an adapter refused its settings
+            causes = [e.get("ctx", {}).get("error") for e in error.errors()]
+            failure = next(
+                (c for c in causes if isinstance(c, AIMLAPIError)), DemoError(str(error))
+            )
     fell_back = False
     for warning in caught:
         if issubclass(warning.category, FallbackWarning):

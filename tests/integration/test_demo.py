@@ -279,3 +279,29 @@ def test_demo_whose_api_and_local_fallback_both_fail_ends_with_both_problems(
         assert "retired" in last
     else:
         assert "AIMLAPI_BASE_URL (or --base-url)" in last
+
+
+def test_demo_with_an_incomplete_model_directory_ends_naming_the_flag_and_the_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "tokenizer.json").write_text("{}")
+    args = ["--store", str(tmp_path / "store"), "--local-model-path", str(tmp_path / "model")]
+    assert load_demo().main(args) == 1
+    last = ending(capsys.readouterr().err)
+    assert last.startswith(
+        f"rag_demo: error: The local model cannot be used: --local-model-path"
+        f" '{tmp_path / 'model'}' lacks onnx/model.onnx or model.onnx, tokenizer_config.json."
+    )
+
+
+def test_demo_against_a_server_wanting_a_key_ends_asking_for_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with StandInServer() as server:
+        url = server.url
+        monkeypatch.setenv("AIMLAPI_BASE_URL", url)
+        assert load_demo().main(["--store", str(tmp_path), "--max-retries", "0"]) == 1
+    last = ending(capsys.readouterr().err)
+    assert last.startswith(f"rag_demo: error: The API at {url} needs a key")
+    assert "set AIMLAPI_API_KEY." in last
