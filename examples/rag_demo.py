@@ -224,7 +224,8 @@ def state_dir(args: argparse.Namespace, collection: str) -> Path:
     else:
         url = urlsplit(args.chroma_url)
         where = re.sub(r"[^\w.-]+", "_", f"server-{url.hostname}-{url.port or 8000}")
-    return args.store / "state" / where / collection
+    store: Path = args.store
+    return store / "state" / where / collection
 
 
 def open_collection(client: Any, name: str, rebuild: bool) -> Any:
@@ -291,9 +292,11 @@ def index_with_llama_index(
     )
     if (state / "docstore.json").is_file():
         pipeline.load(str(state))
-    if collection.count() == 0 or not pipeline.docstore.get_all_document_hashes():
+    docstore = pipeline.docstore
+    assert docstore is not None  # the one above, or the one loaded from the state
+    if collection.count() == 0 or not docstore.get_all_document_hashes():
         # State and collection must agree: start both afresh if either is empty.
-        pipeline.docstore = SimpleDocumentStore()
+        docstore = pipeline.docstore = SimpleDocumentStore()
         existing = collection.get(include=[])["ids"]
         if existing:
             collection.delete(ids=existing)
@@ -311,8 +314,8 @@ def index_with_llama_index(
     # Passages gone from the corpus. (UPSERTS_AND_DELETE would do this, but its docstore
     # deletion fails for nodes that are their own source document, as these are.)
     wanted = {p["id"] for p in passages}
-    for gone in set(pipeline.docstore.get_all_document_hashes().values()) - wanted:
-        pipeline.docstore.delete_ref_doc(gone, raise_error=False)
+    for gone in set(docstore.get_all_document_hashes().values()) - wanted:
+        docstore.delete_ref_doc(gone, raise_error=False)
         vector_store.delete(gone)
     processed = pipeline.run(nodes=nodes)
     state.mkdir(parents=True, exist_ok=True)
