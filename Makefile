@@ -23,9 +23,16 @@ lint: $(STAMP)
 	$(PY) -m ruff check src tests bench examples
 	$(PY) -m mypy
 
-## make demo: a small RAG run (AI/ML API when AIMLAPI_API_KEY is set, else the local model).
-demo: $(STAMP)
-	$(PY) examples/rag_demo.py
+## make demo: a small RAG run over a Chroma store in .demo/, queried by LangChain and LlamaIndex (AI/ML
+## API when AIMLAPI_API_KEY is set, else the local model). Re-runs embed only new or changed passages.
+## DEMO_ARGS="--indexer langchain", "--rebuild", "--chroma-url http://127.0.0.1:8000" (see --help).
+$(VENV)/.installed-demo: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e ".[chroma,local]"
+	touch $@
+
+demo: $(VENV)/.installed-demo
+	ANONYMIZED_TELEMETRY=False $(PY) examples/rag_demo.py $(DEMO_ARGS)
 
 ## make record: re-record cassettes/ against $$AIMLAPI_BASE_URL with $$AIMLAPI_API_KEY (the live
 ## API, or the stand-in: make standin), then scan them for credentials.
