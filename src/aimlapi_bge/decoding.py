@@ -118,8 +118,10 @@ def decode_embeddings_response(
     try:
         body = orjson.loads(content)
     except orjson.JSONDecodeError as exc:
+        near = content[max(0, exc.pos - 10) : exc.pos + 10].decode("utf-8", "replace")
         raise ResponseValidationError(
-            f"The server's answer is not valid JSON ({exc}); {len(content)} bytes received."
+            f"The server's answer is not valid JSON ({exc}, near {near!r});"
+            f" {len(content)} bytes received."
         ) from exc
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, list):

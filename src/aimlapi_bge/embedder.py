@@ -299,10 +299,10 @@ class Embedder:
         self._limit = AdaptiveLimit(config.max_concurrency)
         self._lock = threading.Lock()
         self._batch_size = config.batch_size
-        # Known models answer with a known dimension (unless a custom local model file stands
-        # in for them); for others the first answer sets it.
+        # A server must answer a known model with its known dimension; for other models (and
+        # the local backend, whose model file is ours) the first answer sets it.
         self._dimension: int | None = (
-            known_dimension(config.model) if config.local_model_path is None else None
+            known_dimension(config.model) if config.backend == "api" else None
         )
         if config.fallback == "local" and importlib.util.find_spec("fastembed") is None:
             raise ImportError(
@@ -555,7 +555,7 @@ class Embedder:
             known = known_dimension(self.config.model)
             error = ResponseValidationError(
                 f"The server returned {dimension}-dimensional vectors, but {self.config.model}"
-                f" gives {known}-dimensional ones."
+                f" gives {known}-dimensional ones: vectors from different models cannot be mixed."
                 if known is not None
                 else f"The server returned {dimension}-dimensional vectors, but earlier ones had"
                 f" {self._dimension}: vectors from different models cannot be mixed."
