@@ -26,6 +26,7 @@ from aimlapi_bge.errors import (
     ResponseValidationError,
     ServiceError,
 )
+from aimlapi_bge.transport import RedirectError
 from aimlapi_bge.usage import Usage
 
 __version__ = "0.1.0"
@@ -47,6 +48,7 @@ __all__ = [
     "LocalModelUnavailableError",
     "ModelNotAvailableError",
     "RateLimitError",
+    "RedirectError",
     "ResponseValidationError",
     "ServiceError",
     "Usage",

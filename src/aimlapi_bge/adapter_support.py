@@ -76,3 +76,11 @@ class CoreBacked:
     def embedder(self) -> Embedder:
         """The framework-free core embedder behind this instance."""
         return self._embedder
+
+    def close(self) -> None:
+        """Release the pooled connections (the instance stays usable)."""
+        self._embedder.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, awaiting the current event loop's connections."""
+        await self._embedder.aclose()

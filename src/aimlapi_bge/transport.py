@@ -376,7 +376,7 @@ class BoundedClient(httpx.Client):
     """Sends through ``inner`` with the safeguards above. Closes ``inner`` only if ``owned``."""
 
     def __init__(self, inner: httpx.Client, *, timeout: float, owned: bool) -> None:
-        super().__init__(transport=_NoTransport(), follow_redirects=False)
+        super().__init__(transport=_NoTransport(), follow_redirects=False, trust_env=False)
         self.inner = inner
         self._attempt_timeout = timeout
         self._owned = owned
@@ -414,7 +414,7 @@ class BoundedAsyncClient(httpx.AsyncClient):
     """The async :class:`BoundedClient`."""
 
     def __init__(self, inner: httpx.AsyncClient, *, timeout: float, owned: bool) -> None:
-        super().__init__(transport=_NoTransport(), follow_redirects=False)
+        super().__init__(transport=_NoTransport(), follow_redirects=False, trust_env=False)
         self.inner = inner
         self._attempt_timeout = timeout
         self._owned = owned

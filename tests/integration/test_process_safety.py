@@ -277,3 +277,17 @@ def test_a_copy_drops_a_user_supplied_http_client_with_a_warning() -> None:
         client.close()
         twin.close()
     gc.collect()
+
+
+def test_the_adapters_close_their_connections() -> None:
+    from langchain_aimlapi_bge import AIMLBGEEmbeddings
+    from llama_index_aimlapi_bge import AIMLBGEEmbedding
+
+    for build in (AIMLBGEEmbeddings, AIMLBGEEmbedding):
+        with HostileServer() as server:
+            adapter: Any = build(base_url=server.url, api_key=SECRET)
+            assert len(adapter.embed_query("q") if build is AIMLBGEEmbeddings
+                       else adapter.get_query_embedding("q")) == 768  # fmt: skip
+            assert not server.client_closed.is_set()
+            adapter.close()
+            assert server.client_closed.wait(30)

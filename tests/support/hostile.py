@@ -81,6 +81,8 @@ class Exchange:
             self.conn.sendall(data)
         except OSError as exc:
             raise PeerClosed from exc
+        with self.server._lock:
+            self.server.bytes_written += len(data)
 
     def head(self, status: int, headers: Mapping[str, str] | None = None) -> None:
         lines = [f"HTTP/1.1 {status} Whatever"]
@@ -138,6 +140,7 @@ class HostileServer:
         self.client_closed = threading.Event()
         self.stopping = threading.Event()
         self.connections = 0
+        self.bytes_written = 0
         self._lock = threading.Condition()
         self._listener: socket.socket | None = None
         self._threads: list[threading.Thread] = []
