@@ -66,6 +66,15 @@ async def _close_at_loop_shutdown(client: openai.AsyncOpenAI) -> AsyncIterator[N
         await client.close()
 
 
+async def _finish(client: openai.AsyncOpenAI, closer: AsyncIterator[None] | None) -> None:
+    """Close an async client, through its parked closer when it has one (so that nothing is
+    left for the loop's shutdown or the garbage collector)."""
+    if closer is not None:
+        await closer.aclose()  # type: ignore[attr-defined]
+    else:
+        await client.close()
+
+
 class APIBackend:
     """Sends batches to an OpenAI-compatible ``/embeddings`` endpoint."""
 
@@ -244,13 +253,13 @@ class APIBackend:
             current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             current = None
-        for loop, (client, _closer) in async_clients.items():
+        for loop, entry in async_clients.items():
             if loop.is_closed():
                 continue
             if loop is current or loop.is_running():
-                asyncio.run_coroutine_threadsafe(client.close(), loop)
+                asyncio.run_coroutine_threadsafe(_finish(*entry), loop)
             else:
-                loop.run_until_complete(client.close())
+                loop.run_until_complete(_finish(*entry))
 
     async def aclose(self) -> None:
         """:meth:`close`, awaiting the current loop's async client."""
@@ -258,5 +267,5 @@ class APIBackend:
         with self._lock:
             entry = self._async_clients.pop(loop, None)
         if entry is not None:
-            await entry[0].close()
+            await _finish(*entry)
         self.close()
