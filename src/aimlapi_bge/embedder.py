@@ -299,10 +299,12 @@ class Embedder:
         self._limit = AdaptiveLimit(config.max_concurrency)
         self._lock = threading.Lock()
         self._batch_size = config.batch_size
-        # A server must answer a known model with its known dimension; for other models (and
-        # the local backend, whose model file is ours) the first answer sets it.
+        # A server must answer a known model with its known dimension; for other models, and
+        # when a local model file stands in for the model, the first answer sets it.
         self._dimension: int | None = (
-            known_dimension(config.model) if config.backend == "api" else None
+            known_dimension(config.model)
+            if config.backend == "api" and config.local_model_path is None
+            else None
         )
         if config.fallback == "local" and importlib.util.find_spec("fastembed") is None:
             raise ImportError(
