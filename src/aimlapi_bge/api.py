@@ -38,15 +38,13 @@ import openai
 from aimlapi_bge.config import EmbedderConfig
 from aimlapi_bge.decoding import BatchResult, decode_embeddings_response, known_dimension
 from aimlapi_bge.errors import AIMLAPIError, InvalidInputError, error_from_openai
-from aimlapi_bge.transport import (
+from aimlapi_bge.http_clients import (
     BoundedAsyncClient,
     BoundedClient,
-    RedirectError,
-    body_limit,
     own_async_client,
     own_client,
-    response_limit,
 )
+from aimlapi_bge.transport import RedirectError, body_limit, response_limit
 
 __all__ = ["APIBackend"]
 
