@@ -324,3 +324,36 @@ def test_a_loopback_http_base_url_never_goes_through_a_proxy(
     assert vectors == expected(["via", "direct"])
     assert proxy.requests == [] and proxy.connections == 0
     assert server.requests[0].headers["authorization"] == f"Bearer {SECRET}"
+
+
+@pytest.mark.allow_hosts(["127.0.0.1", "127.0.0.2"])
+@pytest.mark.parametrize("mode", MODES)
+def test_a_user_supplied_client_that_follows_redirects_does_not_follow_ours(mode: str) -> None:
+    """openai.DefaultHttpxClient follows redirects by default; our requests still do not."""
+    import openai
+
+    with HostileServer(host="127.0.0.2") as other:
+
+        def respond(request: Received, exchange: Exchange) -> None:
+            exchange.send(307, b"", {"Location": other.url + "/embeddings"})
+
+        with HostileServer(respond) as server:
+            sync_client = openai.DefaultHttpxClient()
+            async_client = openai.DefaultAsyncHttpxClient()
+            assert sync_client.follow_redirects and async_client.follow_redirects
+            embedder = embedder_for(server, http_client=sync_client, http_async_client=async_client)
+
+            async def embed_then_close() -> None:
+                try:
+                    await embedder.aembed(["alpha"])
+                finally:
+                    await async_client.aclose()  # on the loop that used it
+
+            with pytest.raises(RedirectError):
+                if mode == "sync":
+                    embedder.embed(["alpha"])
+                else:
+                    asyncio.run(embed_then_close())
+            sync_client.close()
+    assert len(server.requests) == 1
+    assert other.requests == [] and other.connections == 0
