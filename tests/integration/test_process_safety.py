@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from aimlapi_bge import Embedder, resolve_config
+from aimlapi_bge import Embedder, ServiceError, resolve_config
 from support.helpers import SECRET, expected, routed_client
 from support.hostile import Exchange, HostileServer, Received
 from support.standin import StandInServer
@@ -170,6 +170,41 @@ def test_ctrl_c_interrupts_a_sync_embed_at_once_and_nothing_new_is_sent() -> Non
     assert len(server.requests) == 2  # no retry, no new batch after the interrupt
 
 
+def test_cancelling_an_async_embed_sends_nothing_new() -> None:
+    """The asyncio counterpart of Ctrl-C: the task is cancelled while two requests are held;
+    when they then fail with 503, nothing is retried or sent."""
+    release = threading.Event()
+    held = threading.Event()
+
+    def respond(request: Received, exchange: Exchange) -> None:
+        if len(server.requests) >= 2:
+            held.set()
+        release.wait(60)
+        exchange.send(503, b'{"message": "busy"}', {"Retry-After": "0"})
+
+    async def main(embedder: Embedder) -> None:
+        task = asyncio.create_task(embedder.aembed([f"text {i}" for i in range(8)]))
+        await asyncio.to_thread(held.wait, 60)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+        await asyncio.sleep(0)
+
+    with HostileServer(respond) as server:
+        embedder = embedder_for(server, batch_size=1, max_concurrency=2, max_retries=1)
+        try:
+            asyncio.run(main(embedder))
+        finally:
+            release.set()
+        # A later call's requests (1 + 1 retry, both 503) come after the held ones, with no
+        # resend of the cancelled batches in between or after.
+        with pytest.raises(ServiceError):
+            embedder.embed(["after"])
+    texts = [r.texts for r in server.requests]
+    assert len(texts) == 4 and texts[2:] == [["after"]] * 2, texts
+
+
 # --- close --------------------------------------------------------------------------------
 
 
@@ -213,7 +248,7 @@ def test_no_resource_warning_at_exit_without_close(tmp_path: Any) -> None:
         textwrap.dedent(
             """
             import asyncio, sys
-            from aimlapi_bge import Embedder, resolve_config
+            from aimlapi_bge import Embedder, ServiceError, resolve_config
             embedder = Embedder(resolve_config(base_url=sys.argv[1], api_key="k"))
             embedder.embed(["one", "two"])
             asyncio.run(embedder.aembed(["three"]))
