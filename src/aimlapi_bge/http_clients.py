@@ -273,7 +273,8 @@ class _NoTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
 
 class BoundedClient(httpx.Client):
-    """Sends through ``inner`` with the safeguards above. Closes ``inner`` only if ``owned``."""
+    """Sends through ``inner`` with the rules of :mod:`aimlapi_bge.transport`; always returns a
+    fully read response. Closes ``inner`` only if ``owned``."""
 
     def __init__(self, inner: httpx.Client, *, timeout: float, owned: bool) -> None:
         super().__init__(transport=_NoTransport(), follow_redirects=False, trust_env=False)

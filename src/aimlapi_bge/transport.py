@@ -1,6 +1,7 @@
-"""The HTTP clients handed to the openai SDK: no redirects, bounded bodies, whole-attempt deadlines.
+"""Transport rules: no redirects, bounded bodies, whole-attempt deadlines, no sends after Ctrl-C.
 
-Every client the SDK gets is a thin :class:`BoundedClient` / :class:`BoundedAsyncClient` around
+Every client the SDK gets is a thin ``BoundedClient`` / ``BoundedAsyncClient`` (defined in
+:mod:`aimlapi_bge.http_clients`) around
 a real ``httpx2`` client (ours, or the one the user supplied). For each attempt the SDK makes
 (its retries included) the wrapper:
 
@@ -17,9 +18,11 @@ a real ``httpx2`` client (ours, or the one the user supplied). For each attempt 
 * refuses to start an attempt for a call that has been cancelled (Ctrl-C), so in-flight SDK
   retries do not send new requests.
 
-The clients themselves live in :mod:`aimlapi_bge.http_clients` (imported with the HTTP
-backend, so that ``import aimlapi_bge`` stays free of ``httpx2``). Our own clients ignore proxy environment variables for plain-``http`` loopback base URLs, so
+Our own clients ignore proxy environment variables for plain-``http`` loopback base URLs, so
 a local server's traffic (and key) never goes through ``HTTP_PROXY``.
+
+This module holds what the core needs without ``httpx2`` (the error, the per-call limits and
+the cancellation flag), so that ``import aimlapi_bge`` does not load the HTTP stack.
 """
 
 from __future__ import annotations
