@@ -256,8 +256,10 @@ class APIBackend:
                 continue
             if loop is current or loop.is_running():
                 asyncio.run_coroutine_threadsafe(_finish(*entry), loop)
-            else:
+            elif current is None:
                 loop.run_until_complete(_finish(*entry))
+            else:  # an idle loop cannot be run from inside another: its shutdown closes it
+                self._async_clients.setdefault(loop, entry)
 
     async def aclose(self) -> None:
         """:meth:`close`, awaiting the current loop's async client."""
