@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-in-flight", type=int, default=None, help="beyond it: 429")
     parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds")
     parser.add_argument("--dimension", type=int, default=768)
+    parser.add_argument("--model", default="BAAI/bge-base-en-v1.5", help="the model it serves")
     parser.add_argument(
         "--shuffle", action="store_true", help="answer items in reverse order (real APIs do not)"
     )
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         max_in_flight=args.max_in_flight,
         retry_after=args.retry_after,
         dimension=args.dimension,
+        models=(args.model,),
         shuffle=args.shuffle,
         api_key=BENCH_KEY,
         record=False,

@@ -448,12 +448,17 @@ class MemoryResult:
     peak: int  # bytes at the peak during the call
 
 
+def memory_model(dimension: int) -> str:
+    return "BAAI/bge-base-en-v1.5" if dimension == 768 else f"bench/embed-{dimension}"
+
+
 def measure_memory(url: str, texts: list[str], dimension: int) -> list[MemoryResult]:
     """Traced memory while embedding ``texts``: what the result holds versus the peak."""
     from aimlapi_bge import Embedder, resolve_config
 
     results: list[MemoryResult] = []
-    embedder = Embedder(resolve_config(base_url=url, api_key=KEY))
+    # bge-base-en-v1.5 answers 768 values; a smaller stand-in dimension serves another model.
+    embedder = Embedder(resolve_config(base_url=url, api_key=KEY, model=memory_model(dimension)))
     embedder.embed(texts)  # the server computes every vector once, outside the measurement
     for mode in ("sync", "async"):
         gc.collect()
@@ -726,7 +731,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     memory: list[MemoryResult] = []
     if args.memory_texts:
         print("memory ...", flush=True)
-        with ServerProcess(latency=0, dimension=args.memory_dimension) as small:
+        with ServerProcess(
+            latency=0, dimension=args.memory_dimension, model=memory_model(args.memory_dimension)
+        ) as small:
             memory = measure_memory(small.url, make_texts(args.memory_texts), args.memory_dimension)
     print("import times ...", flush=True)
     imports = import_times(

@@ -24,6 +24,7 @@ from aimlapi_bge.errors import (
     LocalModelUnavailableError,
     ModelNotAvailableError,
     RateLimitError,
+    RedirectError,
     ResponseValidationError,
     ServiceError,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "LocalModelUnavailableError",
     "ModelNotAvailableError",
     "RateLimitError",
+    "RedirectError",
     "ResponseValidationError",
     "ServiceError",
     "Usage",

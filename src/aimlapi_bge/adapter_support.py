@@ -342,3 +342,16 @@ class CoreBacked(BaseModel):
     def _mask_headers(self, headers: Mapping[str, str] | None) -> dict[str, str] | None:
         return _masked(headers)
 
+    # --- connections --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the pooled connections (the instance stays usable and reconnects)."""
+        embedder = self._core.embedder
+        if embedder is not None:
+            embedder.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, awaiting the current event loop's connections."""
+        embedder = self._core.embedder
+        if embedder is not None:
+            await embedder.aclose()

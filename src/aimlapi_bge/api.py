@@ -15,6 +15,11 @@ forgotten when the next loop asks for a client, so repeated ``asyncio.run`` call
 up connections nor keep dead loops alive. A user-supplied ``http_async_client`` serves the
 first loop that uses it, and only that one; its owner closes it.
 
+Every client the SDK gets is wrapped by :mod:`aimlapi_bge.transport` (no redirects, a bound on
+the decoded body derived from the batch, one deadline per attempt). After a fork, the child
+drops the parent's clients (without closing the sockets it shares with the parent) and builds
+its own on first use.
+
 A text that cannot be encoded as UTF-8 (a lone surrogate such as ``"\\ud800"``) is reported as
 :class:`~aimlapi_bge.errors.InvalidInputError` without a request.
 """
@@ -31,14 +36,24 @@ import httpx2 as httpx
 import openai
 
 from aimlapi_bge.config import EmbedderConfig
-from aimlapi_bge.decoding import BatchResult, decode_embeddings_response
+from aimlapi_bge.decoding import BatchResult, decode_embeddings_response, known_dimension
 from aimlapi_bge.errors import AIMLAPIError, InvalidInputError, error_from_openai
+from aimlapi_bge.http_clients import (
+    BoundedAsyncClient,
+    BoundedClient,
+    own_async_client,
+    own_client,
+)
+from aimlapi_bge.transport import RedirectError, body_limit, response_limit
 
 __all__ = ["APIBackend"]
 
 logger = logging.getLogger("aimlapi_bge")
 
 _NO_AUTH: Any = {"headers": {"Authorization": openai.Omit()}}
+#: Clients a forked child inherited: kept referenced so that collecting them never closes (or
+#: sends a TLS close_notify on) a socket the parent still uses.
+_INHERITED: list[Any] = []
 
 
 async def _close_at_loop_shutdown(client: openai.AsyncOpenAI) -> AsyncIterator[None]:
@@ -46,6 +61,15 @@ async def _close_at_loop_shutdown(client: openai.AsyncOpenAI) -> AsyncIterator[N
     try:
         yield
     finally:
+        await client.close()
+
+
+async def _finish(client: openai.AsyncOpenAI, closer: AsyncIterator[None] | None) -> None:
+    """Close an async client, through its parked closer when it has one (so that nothing is
+    left for the loop's shutdown or the garbage collector)."""
+    if closer is not None:
+        await closer.aclose()  # type: ignore[attr-defined]
+    else:
         await client.close()
 
 
@@ -67,6 +91,14 @@ class APIBackend:
         self._user_async_client_taken = False
         self._warned_new_loop = False
         self._options: Any = {} if config.api_key else _NO_AUTH
+        self._dimension = known_dimension(config.model)
+
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's clients and locks; new ones come on demand."""
+        _INHERITED.append((self._sync_client, self._async_clients))
+        self._lock = threading.Lock()
+        self._sync_client = None
+        self._async_clients = {}
 
     def _client_args(self) -> dict[str, Any]:
         config = self._config
@@ -99,8 +131,12 @@ class APIBackend:
         """The shared sync client (thread-safe, pooled)."""
         with self._lock:
             if self._sync_client is None:
-                http_client = self._config.http_client or openai.DefaultHttpxClient()
-                self._add_hook(http_client, self._sync_hook)
+                user_client = self._config.http_client
+                inner = user_client or own_client(self._config.base_url)
+                self._add_hook(inner, self._sync_hook)
+                http_client = BoundedClient(
+                    inner, timeout=self._config.timeout, owned=user_client is None
+                )
                 self._sync_client = openai.OpenAI(**self._client_args(), http_client=http_client)
             return self._sync_client
 
@@ -122,11 +158,12 @@ class APIBackend:
                     " event loop gets a default async client instead."
                 )
             if owned:
-                http_client = openai.DefaultAsyncHttpxClient()
+                http_client = own_async_client(self._config.base_url)
             else:
                 self._user_async_client_taken = True
             self._add_hook(http_client, self._async_hook)
-            client = openai.AsyncOpenAI(**self._client_args(), http_client=http_client)
+            bounded = BoundedAsyncClient(http_client, timeout=self._config.timeout, owned=owned)
+            client = openai.AsyncOpenAI(**self._client_args(), http_client=bounded)
             closer = _close_at_loop_shutdown(client) if owned else None
             self._async_clients[loop] = (client, closer)
         if closer is not None:
@@ -135,6 +172,17 @@ class APIBackend:
 
     def _error(self, exc: Exception, batch_size: int) -> AIMLAPIError:
         config = self._config
+        if isinstance(exc, openai.APIStatusError) and 300 <= exc.status_code < 400:
+            location = exc.response.headers.get("location")
+            return RedirectError(
+                f"The server at {config.base_url} answered {exc.status_code} redirecting to"
+                f" {location!r}. Redirects are never followed (the texts, key and headers would"
+                " be sent again, possibly elsewhere or as a GET): set base_url to the final"
+                " address.",
+                location=location,
+                status_code=exc.status_code,
+                request_id=exc.request_id,
+            )
         return error_from_openai(
             exc,
             model=config.model,
@@ -156,35 +204,68 @@ class APIBackend:
         """Embed one batch; raises :class:`~aimlapi_bge.errors.AIMLAPIError` subclasses."""
         body: dict[str, object] = {"model": self._config.model, "input": texts}
         try:
-            response = self.client.post(
-                "/embeddings", body=body, cast_to=httpx.Response, options=self._options
-            )
+            with response_limit(body_limit(len(texts), self._dimension)):
+                response = self.client.post(
+                    "/embeddings", body=body, cast_to=httpx.Response, options=self._options
+                )
         except openai.OpenAIError as exc:
             raise self._error(exc, len(texts)) from exc
         except UnicodeEncodeError as exc:
             raise self._unencodable(exc) from exc
-        return decode_embeddings_response(response.content, len(texts), response.headers)
+        return self._decode(response, len(texts))
 
     async def aembed_batch(self, texts: list[str]) -> BatchResult:
         """Embed one batch without blocking the event loop."""
         body: dict[str, object] = {"model": self._config.model, "input": texts}
         try:
-            response = await (await self.async_client()).post(
-                "/embeddings", body=body, cast_to=httpx.Response, options=self._options
-            )
+            client = await self.async_client()
+            with response_limit(body_limit(len(texts), self._dimension)):
+                response = await client.post(
+                    "/embeddings", body=body, cast_to=httpx.Response, options=self._options
+                )
         except openai.OpenAIError as exc:
             raise self._error(exc, len(texts)) from exc
         except UnicodeEncodeError as exc:
             raise self._unencodable(exc) from exc
-        return decode_embeddings_response(response.content, len(texts), response.headers)
+        return self._decode(response, len(texts))
+
+    def _decode(self, response: httpx.Response, count: int) -> BatchResult:
+        result = decode_embeddings_response(response.content, count, response.headers)
+        if self._dimension is None and result.vectors:
+            self._dimension = len(result.vectors[0])
+        return result
 
     def close(self) -> None:
-        """Close the pooled sync connections (async ones close with their loop).
+        """Close the pooled connections: the sync client's, and the async clients of every
+        event loop that is not closed (a running loop other than the caller's gets the close
+        scheduled on it; a closed loop's client was closed by that loop's shutdown).
 
-        A user-supplied ``http_client`` is left open: its owner closes it.
+        A user-supplied ``http_client``/``http_async_client`` is left open: its owner closes it.
         """
         with self._lock:
-            if self._sync_client is not None:
-                if self._config.http_client is None:
-                    self._sync_client.close()
-                self._sync_client = None
+            sync_client, self._sync_client = self._sync_client, None
+            async_clients, self._async_clients = self._async_clients, {}
+        if sync_client is not None:
+            sync_client.close()  # the wrapper closes the inner client only if it is ours
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        for loop, entry in async_clients.items():
+            if loop.is_closed():
+                continue
+            if loop is current or loop.is_running():
+                asyncio.run_coroutine_threadsafe(_finish(*entry), loop)
+            elif current is None:
+                loop.run_until_complete(_finish(*entry))
+            else:  # an idle loop cannot be run from inside another: its shutdown closes it
+                self._async_clients.setdefault(loop, entry)
+
+    async def aclose(self) -> None:
+        """:meth:`close`, awaiting the current loop's async client."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self._async_clients.pop(loop, None)
+        if entry is not None:
+            await _finish(*entry)
+        self.close()

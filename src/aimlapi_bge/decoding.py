@@ -2,10 +2,12 @@
 
 The openai SDK builds a pydantic object around every float, which costs about 14x a plain
 ``json.loads`` on large batches. We take the raw body instead, parse it with orjson (about 7x
-faster than ``json.loads`` on a 2 MB body of 128 x 768 floats, and strict: it refuses ``NaN``
-and ``Infinity``) and check it ourselves: one vector per input, every ``index`` present once,
-one dimension, finite values. A body orjson refuses is parsed again with ``json`` only to word
-the error. Base64 payloads (``encoding_format="base64"``, which we do not ask for but a
+faster than ``json.loads`` on a 2 MB body of 128 x 768 floats, and strict: it refuses ``NaN``,
+``Infinity``, integers beyond 64 bits and nesting deeper than 1024) and check it ourselves: one
+vector per input, every ``index`` present once, one dimension, every value a finite JSON number
+(not a boolean, not a string). Whatever orjson refuses is a
+:class:`~aimlapi_bge.errors.ResponseValidationError` quoting orjson's reason, never a
+``RecursionError`` or ``OverflowError``. Base64 payloads (``encoding_format="base64"``, which we do not ask for but a
 server may send) are decoded as little-endian float32 with the standard ``array`` module.
 """
 
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import array
 import base64
-import json
 import math
 import sys
 from collections.abc import Mapping
@@ -23,7 +24,19 @@ import orjson
 
 from aimlapi_bge.errors import ResponseValidationError
 
-__all__ = ["BatchResult", "decode_embeddings_response"]
+__all__ = ["KNOWN_DIMENSIONS", "BatchResult", "decode_embeddings_response", "known_dimension"]
+
+#: The vector size of the models whose size we know; any other answer from them is wrong.
+KNOWN_DIMENSIONS: dict[str, int] = {
+    "baai/bge-small-en-v1.5": 384,
+    "baai/bge-base-en-v1.5": 768,
+    "baai/bge-large-en-v1.5": 1024,
+}
+
+
+def known_dimension(model: str) -> int | None:
+    """The dimension ``model`` always answers with, if known (case-insensitive)."""
+    return KNOWN_DIMENSIONS.get(model.lower())
 
 
 class BatchResult(NamedTuple):
@@ -34,10 +47,6 @@ class BatchResult(NamedTuple):
     credits_used: float | None = None
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"non-finite value {name}")
-
-
 def _float32s(payload: str) -> list[float]:
     """The little-endian float32 values of a base64 string (ValueError if it is not one)."""
     values = array.array("f")
@@ -45,6 +54,9 @@ def _float32s(payload: str) -> list[float]:
     if sys.byteorder == "big":
         values.byteswap()
     return values.tolist()
+
+
+_NUMBERS = frozenset((float, int))
 
 
 def _vector(raw: Any, position: int) -> list[float]:
@@ -57,14 +69,19 @@ def _vector(raw: Any, position: int) -> list[float]:
             ) from exc
     elif isinstance(raw, list):
         vector = raw
+        kinds = set(map(type, vector))
+        if not kinds <= _NUMBERS:
+            names = ", ".join(sorted(kind.__name__ for kind in kinds - _NUMBERS))
+            raise ResponseValidationError(
+                f"Embedding {position} holds values that are not numbers ({names})."
+            )
+        if int in kinds:
+            vector = [float(value) for value in vector]  # orjson's ints fit in 64 bits
     else:
         raise ResponseValidationError(
             f"Embedding {position} is a {type(raw).__name__}, not a list of floats."
         )
-    try:
-        total = sum(vector)
-    except TypeError as exc:
-        raise ResponseValidationError(f"Embedding {position} holds non-numbers.") from exc
+    total = sum(vector)
     if not math.isfinite(total):
         raise ResponseValidationError(f"Embedding {position} holds non-finite values.")
     return vector
@@ -75,22 +92,18 @@ def _mapping(value: Any) -> dict[str, Any]:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
+    """A JSON number as a finite float; None for anything else (bools and strings included)."""
+    if type(value) not in _NUMBERS:
         return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
-def _loads_for_error(content: bytes) -> Any:
-    """Parse a body orjson refused, with ``json``, to explain why (or accept what it accepts)."""
+def _header_number(value: str | None) -> float | None:
     try:
-        return json.loads(content, parse_constant=_reject_constant)
-    except ValueError as exc:
-        raise ResponseValidationError(
-            f"The server's answer is not valid JSON ({exc}); {len(content)} bytes received."
-        ) from exc
+        return _number(float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 def decode_embeddings_response(
@@ -104,8 +117,12 @@ def decode_embeddings_response(
     """
     try:
         body = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        body = _loads_for_error(content)
+    except orjson.JSONDecodeError as exc:
+        near = content[max(0, exc.pos - 10) : exc.pos + 10].decode("utf-8", "replace")
+        raise ResponseValidationError(
+            f"The server's answer is not valid JSON ({exc}, near {near!r});"
+            f" {len(content)} bytes received."
+        ) from exc
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, list):
         raise ResponseValidationError("The server's answer has no 'data' list of embeddings.")
@@ -137,7 +154,7 @@ def decode_embeddings_response(
     meta_usage = _mapping(_mapping(body.get("meta")).get("usage"))
     credits = _number(meta_usage.get("credits_used"))
     if credits is None and headers is not None:
-        credits = _number(headers.get("x-aimlapi-credits-used"))
+        credits = _header_number(headers.get("x-aimlapi-credits-used"))
     tokens = _number(usage.get("prompt_tokens"))
     return BatchResult(
         vectors=vectors,  # type: ignore[arg-type]  # every slot was filled above

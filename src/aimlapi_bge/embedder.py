@@ -16,6 +16,17 @@ One call of :meth:`Embedder.embed` / :meth:`Embedder.aembed`:
 5. when something still fails, raises the error with the computed vectors attached
    (``error.embeddings``), the number embedded and the failed input positions.
 
+Interrupts: on the sync path the calling thread waits in short slices, so Ctrl-C raises
+``KeyboardInterrupt`` at once; workers then take no new batch and start no new attempt (not
+even an SDK retry), and the call does not wait for requests already in flight (worker threads
+are daemons and finish on their own).
+
+Process model: after ``os.fork`` (``multiprocessing``'s "fork" start method) every live
+instance drops, in the child, its HTTP clients, locks and in-flight state and builds new ones
+on first use (usage in the child starts from zero). Instances pickle and deep-copy by their
+configuration (see :meth:`Embedder.__getstate__`). Instances still open at interpreter exit
+are closed then.
+
 Empty texts: the AI/ML API rejects ``""``. BERT's tokenizer turns ``""`` and any
 whitespace-only text into the same ``[CLS] [SEP]`` sequence as ``" "``, so such texts are sent
 as ``" "``: every input gets the vector the model gives an empty text, aligned with its
@@ -25,17 +36,21 @@ position, identical on every backend.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import dataclasses
 import importlib.util
 import logging
+import os
 import threading
 import warnings
+import weakref
 from collections import deque
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
 from typing import Any, Protocol
 
 from aimlapi_bge.config import EmbedderConfig
-from aimlapi_bge.decoding import BatchResult
+from aimlapi_bge.decoding import BatchResult, known_dimension
 from aimlapi_bge.errors import (
     AIMLAPIError,
     BatchTooLargeError,
@@ -47,6 +62,7 @@ from aimlapi_bge.errors import (
     ServiceError,
 )
 from aimlapi_bge.limiter import AdaptiveLimit
+from aimlapi_bge.transport import cancellation
 from aimlapi_bge.usage import Usage, UsageMeter
 
 __all__ = ["Embedder", "EmbeddingBackend", "FallbackWarning"]
@@ -58,6 +74,28 @@ MAX_ISOLATED_FAILURES = 16
 # Times one batch is sent again after the SDK's retries ran out on 429 while the rest of the
 # call was getting through (the server rations, it does not refuse).
 MAX_RATE_LIMIT_RESENDS = 3
+# How often the calling thread wakes while workers run (the latency of Ctrl-C).
+_WAIT_SLICE = 0.1
+
+_LIVE: weakref.WeakSet[Embedder] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for embedder in list(_LIVE):
+        embedder._after_fork()
+
+
+def _close_all_at_exit() -> None:
+    for embedder in list(_LIVE):
+        try:
+            embedder.close()
+        except Exception:  # at exit, a failed close must not hide other output
+            logger.debug("close at exit failed", exc_info=True)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_close_all_at_exit)
 
 
 class FallbackWarning(UserWarning):
@@ -122,6 +160,8 @@ class _Job:
         self.batches_done = 0
         self.rate_limit_resends: dict[tuple[int, int], int] = {}
         self.lock = threading.Lock()
+        self.cancelled = threading.Event()
+        self.crash: BaseException | None = None
         self.progress: Any = None
         if show_progress:  # tqdm is imported and built only when a bar is wanted
             from tqdm.auto import tqdm
@@ -161,6 +201,11 @@ class _Job:
             self.failures.append((start, end, error))
             if fatal and self.fatal is None:
                 self.fatal = error
+
+    def cancel(self) -> None:
+        """Stop: no worker takes another batch or starts another attempt."""
+        self.cancelled.set()
+        self.fail(0, 0, AIMLAPIError("cancelled"), fatal=True)
 
     def batch_count(self, batch_size: int) -> int:
         return -(-len(self.unique) // batch_size)
@@ -238,7 +283,14 @@ class Embedder:
 
             vectors = await embedder.aembed(["first passage", "second passage"])
 
-    One instance is safe to share between threads and between successive event loops.
+    Close:
+        .. code-block:: python
+
+            with Embedder(resolve_config()) as embedder:  # or ``async with``
+                vectors = embedder.embed(texts)
+
+    One instance is safe to share between threads, between successive event loops and with
+    forked child processes; it pickles and deep-copies by its configuration.
     """
 
     def __init__(self, config: EmbedderConfig) -> None:
@@ -247,12 +299,82 @@ class Embedder:
         self._limit = AdaptiveLimit(config.max_concurrency)
         self._lock = threading.Lock()
         self._batch_size = config.batch_size
-        self._dimension: int | None = None
+        # A server must answer a known model with its known dimension; for other models, and
+        # when a local model file stands in for the model, the first answer sets it.
+        self._dimension: int | None = (
+            known_dimension(config.model)
+            if config.backend == "api" and config.local_model_path is None
+            else None
+        )
         if config.fallback == "local" and importlib.util.find_spec("fastembed") is None:
             raise ImportError(
                 "fallback='local' needs the local backend: pip install 'aimlapi-bge[local]'"
             )
         self._backend: EmbeddingBackend = self._make_backend(config.backend)
+        _LIVE.add(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: fresh locks, limiter and usage; the backend drops its clients."""
+        self._lock = threading.Lock()
+        self._usage = UsageMeter()
+        self._limit = AdaptiveLimit(self.config.max_concurrency)
+        after_fork = getattr(self._backend, "after_fork", None)
+        if after_fork is not None:
+            after_fork()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle (and ``copy.deepcopy``) by configuration: the copy has the same settings, the
+        batch size and dimension learnt so far, and no clients, fresh locks and zero usage.
+
+        A user-supplied ``http_client`` / ``http_async_client`` cannot cross a process
+        boundary: the copy goes without it (default clients, rebuilt lazily), with a warning.
+        """
+        config = self.config
+        if config.http_client is not None or config.http_async_client is not None:
+            warnings.warn(
+                "The copy of this Embedder does not keep the user-supplied http_client /"
+                " http_async_client (HTTP clients cannot be pickled); it uses default clients.",
+                UserWarning,
+                stacklevel=2,
+            )
+            config = dataclasses.replace(config, http_client=None, http_async_client=None)
+        return {
+            "config": config,
+            "batch_size": self._batch_size,
+            "dimension": self._dimension,
+            "backend": self._backend.name,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        config: EmbedderConfig = state["config"]
+        if state["backend"] != config.backend:  # this instance had fallen back
+            config = dataclasses.replace(config, backend=state["backend"])
+        Embedder.__init__(self, config)
+        self.config = state["config"]
+        self._batch_size = state["batch_size"]
+        self._dimension = state["dimension"]
+
+    def __enter__(self) -> Embedder:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Embedder:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     def __repr__(self) -> str:
         return (
@@ -301,8 +423,17 @@ class Embedder:
         return self._usage.reset()
 
     def close(self) -> None:
-        """Release pooled connections (the instance stays usable and reconnects on demand)."""
+        """Release pooled connections, sync and async (the instance stays usable and
+        reconnects on demand). A user-supplied HTTP client is left to its owner."""
         self._backend.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, awaiting the current event loop's connections."""
+        aclose = getattr(self._backend, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        else:
+            self._backend.close()
 
     # --- public API -----------------------------------------------------------------------
 
@@ -314,17 +445,43 @@ class Embedder:
         job = _Job(self._texts_to_send(texts, as_queries), show_progress)
         workers = min(self.config.max_concurrency, job.batch_count(self._batch_size))
         if workers <= 1:
-            self._work(job)
+            try:
+                self._work(job)
+            except BaseException:
+                job.cancel()
+                raise
         else:
-            with ThreadPoolExecutor(workers, thread_name_prefix="aimlapi-bge") as pool:
-                futures = [pool.submit(self._work, job) for _ in range(workers)]
-                try:
-                    for future in futures:
-                        future.result()
-                except BaseException:
-                    job.fail(0, 0, AIMLAPIError("cancelled"), fatal=True)
-                    raise
+            self._run_threads(job, workers)
         return job.finish()
+
+    def _run_threads(self, job: _Job, workers: int) -> None:
+        """Run ``workers`` daemon threads; wait so that Ctrl-C interrupts at once."""
+        done = threading.Event()
+        running = [workers]
+
+        def run() -> None:
+            try:
+                self._work(job)
+            except BaseException as exc:  # surfaces in the calling thread
+                with job.lock:
+                    job.crash = job.crash or exc
+                job.cancel()
+            finally:
+                with job.lock:
+                    running[0] -= 1
+                    if running[0] == 0:
+                        done.set()
+
+        try:
+            for number in range(workers):
+                threading.Thread(target=run, name=f"aimlapi-bge-{number}", daemon=True).start()
+            while not done.wait(_WAIT_SLICE):
+                pass
+        except BaseException:
+            job.cancel()  # workers take no new batch; in-flight ones are not waited for
+            raise
+        if job.crash is not None:
+            raise job.crash
 
     async def aembed(
         self, texts: Sequence[str], *, as_queries: bool = False, show_progress: bool = False
@@ -338,7 +495,7 @@ class Embedder:
             try:
                 await asyncio.gather(*(self._awork(job) for _ in range(workers)))
             except BaseException:  # as on the sync path: the other workers stop taking batches
-                job.fail(0, 0, AIMLAPIError("cancelled"), fatal=True)
+                job.cancel()
                 raise
         return job.finish()
 
@@ -356,6 +513,10 @@ class Embedder:
     # --- workers --------------------------------------------------------------------------
 
     def _work(self, job: _Job) -> None:
+        with cancellation(job.cancelled):
+            self._work_batches(job)
+
+    def _work_batches(self, job: _Job) -> None:
         while (item := job.next_item(self._batch_size)) is not None:
             backend = self._backend
             start, end = item
@@ -369,6 +530,10 @@ class Embedder:
                 self._on_success(job, item, result)
 
     async def _awork(self, job: _Job) -> None:
+        with cancellation(job.cancelled):
+            await self._awork_batches(job)
+
+    async def _awork_batches(self, job: _Job) -> None:
         while (item := job.next_item(self._batch_size)) is not None:
             backend = self._backend
             start, end = item
@@ -389,8 +554,12 @@ class Embedder:
             if self._dimension is None:
                 self._dimension = dimension
         if dimension != self._dimension:
+            known = known_dimension(self.config.model)
             error = ResponseValidationError(
-                f"The server returned {dimension}-dimensional vectors, but earlier ones had"
+                f"The server returned {dimension}-dimensional vectors, but {self.config.model}"
+                f" gives {known}-dimensional ones: vectors from different models cannot be mixed."
+                if known is not None
+                else f"The server returned {dimension}-dimensional vectors, but earlier ones had"
                 f" {self._dimension}: vectors from different models cannot be mixed."
             )
             job.fail(start, end, error, fatal=True)

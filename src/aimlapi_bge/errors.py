@@ -55,6 +55,7 @@ __all__ = [
     "LocalModelUnavailableError",
     "ModelNotAvailableError",
     "RateLimitError",
+    "RedirectError",
     "ResponseValidationError",
     "ServiceError",
     "error_from_openai",
@@ -170,6 +171,19 @@ class RateLimitError(AIMLAPIError):
 
 class ServiceError(AIMLAPIError):
     """The server failed (5xx), timed out or dropped the connection after every retry."""
+
+
+class RedirectError(AIMLAPIError):
+    """The server answered with a redirect (3xx); aimlapi-bge never follows one.
+
+    Following it could turn the POST into a GET or resend the texts, the key and
+    ``default_headers`` to another origin. ``location`` is where the server pointed: set
+    ``base_url`` to the final address instead.
+    """
+
+    def __init__(self, message: str, *, location: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.location = location
 
 
 class ResponseValidationError(AIMLAPIError):

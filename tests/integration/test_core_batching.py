@@ -104,14 +104,15 @@ def test_query_instruction_goes_on_queries_only(standin: StandInServer) -> None:
 def test_query_instruction_defaults_by_model(
     model: str, instruction: str | None, sent: str
 ) -> None:
-    with StandInServer(models=(model,)) as server:
+    dimension = 384 if "small" in model else 768
+    with StandInServer(models=(model,), dimension=dimension) as server:
         make(server, model=model, query_instruction=instruction).embed_query("q")
         assert server.inputs_seen == [sent]
 
 
 def test_dimension_comes_from_the_server() -> None:
-    with StandInServer(dimension=384) as server:
-        assert len(make(server).embed_query("q")) == 384
+    with StandInServer(dimension=384, models=("acme/embed",)) as server:
+        assert len(make(server, model="acme/embed").embed_query("q")) == 384
 
 
 def test_async_methods_survive_successive_event_loops(standin: StandInServer) -> None:

@@ -24,8 +24,22 @@ from langchain_aimlapi_bge import AIMLBGEEmbeddings
 from llama_index_aimlapi_bge import AIMLBGEEmbedding
 from support.standin import StandInServer, standin_vector
 
+# Self-hosted engines serve whichever model they load; a server's model and dimension agree.
+MODEL_OF = {
+    384: "BAAI/bge-small-en-v1.5",
+    768: "BAAI/bge-base-en-v1.5",
+    1024: "BAAI/bge-large-en-v1.5",
+    32: "acme/embed-32",
+}
+
+
+def serving(dimension: int) -> dict[str, object]:
+    """StandInServer settings for an engine serving the model of that dimension."""
+    return {"dimension": dimension, "models": (MODEL_OF[dimension],)}
+
 
 def keyless(server: StandInServer, **settings: object) -> Embedder:
+    settings.setdefault("model", MODEL_OF[server.settings.dimension])
     return Embedder(resolve_config(base_url=server.url, **settings))
 
 
@@ -35,7 +49,7 @@ def expected(texts: list[str], dimension: int) -> np.ndarray:
 
 def test_tei_without_a_key_settles_at_its_batch_cap_of_32() -> None:
     texts = [f"passage {i} about the river seine" for i in range(100)]
-    with StandInServer(mode="tei", api_key=None, max_batch=32, dimension=384) as server:
+    with StandInServer(mode="tei", api_key=None, max_batch=32, **serving(384)) as server:
         embedder = keyless(server)
         vectors = embedder.embed(texts)
         sizes = [len(r.body["input"]) for r in server.embedding_requests]
@@ -62,7 +76,7 @@ def test_tei_error_bodies_become_typed_errors_with_the_server_message() -> None:
 
 def test_infinity_serves_embeddings_without_v1_and_settles_at_2048_items() -> None:
     texts = [f"t {i}" for i in range(2100)]
-    infinity = {"mode": "infinity", "path_prefix": "", "api_key": None, "dimension": 32}
+    infinity = {"mode": "infinity", "path_prefix": "", "api_key": None, **serving(32)}
     with StandInServer(max_batch=2048, **infinity) as server:
         embedder = keyless(server, batch_size=4096)
         vectors = embedder.embed(texts)
@@ -118,7 +132,7 @@ def test_openai_mode_settles_at_a_413_item_cap() -> None:
 
 @pytest.mark.parametrize("dimension", [384, 1024])
 def test_the_dimension_comes_from_the_server(dimension: int) -> None:
-    with StandInServer(mode="tei", api_key=None, dimension=dimension) as server:
+    with StandInServer(mode="tei", api_key=None, **serving(dimension)) as server:
         embedder = keyless(server)
         vectors = embedder.embed(["a", "b"])
         query = asyncio.run(embedder.aembed_query("c"))
@@ -126,9 +140,9 @@ def test_the_dimension_comes_from_the_server(dimension: int) -> None:
 
 
 def test_adapters_need_no_key_for_a_self_hosted_server() -> None:
-    with StandInServer(mode="tei", api_key=None, dimension=384) as server:
-        langchain = AIMLBGEEmbeddings(base_url=server.url)
-        llama_index = AIMLBGEEmbedding(base_url=server.url)
+    with StandInServer(mode="tei", api_key=None, **serving(384)) as server:
+        langchain = AIMLBGEEmbeddings(base_url=server.url, model=MODEL_OF[384])
+        llama_index = AIMLBGEEmbedding(base_url=server.url, model_name=MODEL_OF[384])
         assert len(langchain.embed_query("laura")) == 384
         assert len(llama_index.get_text_embedding("laura")) == 384
         assert all("authorization" not in r.headers for r in server.requests)

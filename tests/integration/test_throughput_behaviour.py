@@ -183,8 +183,8 @@ def test_a_batch_still_refused_while_others_get_through_is_resent_a_bounded_numb
 
 def test_memory_is_the_vectors_plus_a_small_constant() -> None:
     texts = [f"short text number {i}" for i in range(5000)]
-    with StandInServer(dimension=64, record=False) as server:
-        embedder = make(server)
+    with StandInServer(dimension=64, record=False, models=("acme/embed-64",)) as server:
+        embedder = make(server, model="acme/embed-64")
         embedder.embed(texts)  # the server computes its vectors outside the measurement
         gc.collect()
         tracemalloc.start()
