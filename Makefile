@@ -54,13 +54,26 @@ lint: $(STAMP)
 	$(PY) -m mypy
 
 ## make test-lowest: the suite against the lowest versions of every direct dependency that
-## pyproject.toml allows (uv --resolution lowest-direct), in .venv-lowest.
+## pyproject.toml allows (uv --resolution lowest-direct), in .venv-lowest. Together, the test tools
+## lift some floors (pydantic, orjson, tqdm, langchain-core) above the package's own, so the core's
+## tests also run with the core alone, and the LangChain adapter's with only its extra added.
+LOWEST_RUNS := core:tests/integration/test_core_batching.py,tests/integration/test_faults.py \
+	langchain:tests/integration/test_langchain_adapter.py
 test-lowest: $(VENV)/.installed-uv
-	rm -rf .venv-lowest
+	rm -rf .venv-lowest .venvs/lowest-*
 	$(UV) venv --quiet --seed --python "$$(.ci/find-python $(LOWEST_PYTHON))" .venv-lowest
 	$(UV) pip install --quiet --python .venv-lowest/bin/python --resolution lowest-direct -e ".[test]"
 	$(UV) pip list --python .venv-lowest/bin/python > .venv-lowest/versions.txt
 	.venv-lowest/bin/python -m pytest -p no:randomly -q --ignore=tests/integration/test_wheel.py $(PYTEST_ARGS)
+	@set -e; for run in $(LOWEST_RUNS); do \
+		extra="$${run%%:*}"; tests="$$(echo "$${run#*:}" | tr , ' ')"; \
+		if [ "$$extra" = core ]; then spec=".[test-core]"; else spec=".[$$extra,test-core]"; fi; \
+		echo "== lowest versions, $$spec: $$tests"; \
+		$(UV) venv --quiet --python "$$(.ci/find-python $(LOWEST_PYTHON))" .venvs/lowest-$$extra; \
+		$(UV) pip install --quiet --python .venvs/lowest-$$extra/bin/python --resolution lowest-direct -e "$$spec"; \
+		$(UV) pip list --python .venvs/lowest-$$extra/bin/python > .venvs/lowest-$$extra/versions.txt; \
+		.venvs/lowest-$$extra/bin/python -m pytest -p no:randomly -q $$tests $(PYTEST_ARGS); \
+	done
 
 ## make test-pythons: tests/unit under every Python in PYTHON_VERSIONS, one venv each (.venvs/).
 test-pythons: $(VENV)/.installed-uv
