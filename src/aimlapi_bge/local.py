@@ -34,13 +34,15 @@ import threading
 import weakref
 from pathlib import Path
 
+from aimlapi_bge.extras import install_hint
+
 try:
     from fastembed import TextEmbedding
     from fastembed.common.model_description import ModelSource, PoolingType
     from huggingface_hub.utils.tqdm import are_progress_bars_disabled, enable_progress_bars
 except ImportError as exc:
     raise ImportError(
-        "The local backend needs fastembed (ONNX Runtime): pip install 'aimlapi-bge[local]'"
+        f"The local backend needs fastembed (ONNX Runtime): {install_hint('local')}"
     ) from exc
 
 from aimlapi_bge.config import EmbedderConfig

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
+from aimlapi_bge.extras import install_hint
+
 try:
     from langchain_core.embeddings import Embeddings
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
-        "langchain_aimlapi_bge needs langchain-core: pip install 'aimlapi-bge[langchain]'"
+        f"langchain_aimlapi_bge needs langchain-core: {install_hint('langchain')}"
     ) from exc
 from pydantic import ConfigDict, Field, SecretStr
 

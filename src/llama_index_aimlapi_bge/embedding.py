@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
+from aimlapi_bge.extras import install_hint
+
 try:
     from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
     from llama_index.core.callbacks.schema import CBEventType, EventPayload
@@ -15,7 +17,7 @@ try:
     )
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
-        "llama_index_aimlapi_bge needs llama-index-core: pip install 'aimlapi-bge[llama-index]'"
+        f"llama_index_aimlapi_bge needs llama-index-core: {install_hint('llama-index')}"
     ) from exc
 from pydantic import AliasChoices, ConfigDict, Field, SecretStr
 
