@@ -53,6 +53,7 @@ from aimlapi_bge import (
     ServiceError,
     Usage,
 )
+from aimlapi_bge.models import retired_on
 
 EXAMPLES = Path(__file__).resolve().parent
 CORPUS = EXAMPLES / "corpus.jsonl"
@@ -479,7 +480,7 @@ def api_problem(error: AIMLAPIError, url: str) -> str:
         )
     if isinstance(error, ModelNotAvailableError):
         note = (
-            " (the AI/ML API lists it as deprecated since 2026-03-30)"
+            f" (the AI/ML API lists it as deprecated since {retired_on(DEFAULT_MODEL)})"
             if (urlsplit(url).hostname or "").endswith("aimlapi.com")
             else ""
         )

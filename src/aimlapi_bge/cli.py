@@ -90,8 +90,8 @@ environment:
 exit codes:
   0    success
   1    the service or the model failed: server error, rate limit, timeout, rejected text,
-       bad answer, model not served (404; BAAI/bge-base-en-v1.5 is deprecated on the AI/ML
-       API since 2026-03-30: use --backend local or a self-hosted server); vectors already
+       bad answer, model not served (404; for a model the AI/ML API retired, the message
+       gives the date and the ways out: --backend local or a self-hosted server); vectors already
        finished stay in --output
   2    usage or configuration: bad arguments, unreadable or malformed input, unusable
        --output or one written with other settings, no key or key refused (401), no

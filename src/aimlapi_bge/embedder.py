@@ -61,6 +61,7 @@ from aimlapi_bge.errors import (
     ResponseValidationError,
     ServiceError,
 )
+from aimlapi_bge.extras import install_hint
 from aimlapi_bge.limiter import AdaptiveLimit
 from aimlapi_bge.transport import cancellation
 from aimlapi_bge.usage import Usage, UsageMeter
@@ -308,7 +309,7 @@ class Embedder:
         )
         if config.fallback == "local" and importlib.util.find_spec("fastembed") is None:
             raise ImportError(
-                "fallback='local' needs the local backend: pip install 'aimlapi-bge[local]'"
+                f"fallback='local' needs the local backend: {install_hint('local')}"
             )
         self._backend: EmbeddingBackend = self._make_backend(config.backend)
         _LIVE.add(self)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -15,6 +14,7 @@ from types import ModuleType
 
 import pytest
 
+from support.examples import load_example
 from support.standin import StandInServer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -27,12 +27,7 @@ EXPECTED_TOP = {
 
 
 def load_demo() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("rag_demo", EXAMPLES / "rag_demo.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_example("rag_demo.py", "rag_demo")
 
 
 def top_passages(output: str) -> dict[str, tuple[str, str]]:

@@ -24,7 +24,7 @@ import pytest
 
 from aimlapi_bge import Embedder, ServiceError, resolve_config
 from support.helpers import SECRET, expected, routed_client
-from support.hostile import Exchange, HostileServer, Received
+from support.hostile import Exchange, HostileServer, Received, hostile_embedder
 from support.standin import StandInServer
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -33,14 +33,8 @@ _EMBEDDER: Embedder | None = None  # inherited by forked children
 
 
 def embedder_for(server: HostileServer, **settings: Any) -> Embedder:
-    args: dict[str, Any] = {
-        "base_url": server.url,
-        "api_key": SECRET,
-        "max_retries": 0,
-        "timeout": 10.0,
-        **settings,
-    }
-    return Embedder(resolve_config(**args))
+    embedder: Embedder = hostile_embedder(server, **{"timeout": 10.0, **settings})
+    return embedder
 
 
 def child_texts(number: int) -> list[str]:

@@ -7,7 +7,6 @@ in its own collection and state directory.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -31,6 +30,7 @@ import pytest
 from chromadb.config import Settings
 
 from aimlapi_bge import BGE_QUERY_INSTRUCTION
+from support.examples import load_example
 from support.standin import StandInServer, standin_vector
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -38,12 +38,7 @@ INDEXERS = ("llama-index", "langchain")
 
 
 def load_demo() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("rag_demo_chroma", EXAMPLES / "rag_demo.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_example("rag_demo.py", "rag_demo_chroma")
 
 
 DEMO = load_demo()

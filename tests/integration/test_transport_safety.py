@@ -23,23 +23,16 @@ from aimlapi_bge import (
     RedirectError,
     ResponseValidationError,
     ServiceError,
-    resolve_config,
 )
 from support.helpers import SECRET, expected
-from support.hostile import Exchange, HostileServer, Received, embeddings_body
+from support.hostile import Exchange, HostileServer, Received, embeddings_body, hostile_embedder
 
 HEADER_SECRET = "hdr-S3CRET-b81f"
 
 
 def embedder_for(server: HostileServer, **settings: Any) -> Embedder:
-    args: dict[str, Any] = {
-        "base_url": server.url,
-        "api_key": SECRET,
-        "max_retries": 0,
-        "timeout": 5.0,
-        **settings,
-    }
-    return Embedder(resolve_config(**args))
+    embedder: Embedder = hostile_embedder(server, **{"timeout": 5.0, **settings})
+    return embedder
 
 
 def run_embed(embedder: Embedder, texts: list[str], mode: str) -> list[list[float]]:

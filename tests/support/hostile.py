@@ -238,3 +238,17 @@ class HostileServer:
         length = int(headers.get("content-length", "0"))
         body = reader.read(length) if length else b""
         return Received(method, path, headers, body)
+
+
+def hostile_embedder(server: HostileServer, **settings: Any) -> Any:
+    """An ``Embedder`` pointed at ``server`` with ``support.helpers.SECRET``, no SDK retries."""
+    from aimlapi_bge import Embedder, resolve_config
+    from support.helpers import SECRET
+
+    args: dict[str, Any] = {
+        "base_url": server.url,
+        "api_key": SECRET,
+        "max_retries": 0,
+        **settings,
+    }
+    return Embedder(resolve_config(**args))
