@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -241,33 +242,58 @@ def test_a_misspelt_setting_fails_the_actor_with_a_clear_error(ray_context: Any)
 
 
 def test_the_example_runs_against_the_cluster_and_resumes(
-    ray_context: Any, tmp_path: Path
+    ray_context: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps(row) + "\n" for row in ROWS[:300]))
     out = tmp_path / "out"
     with StandInServer() as server:
-        env = {
-            **os.environ,
-            "AIMLAPI_BASE_URL": server.url,
-            "AIMLAPI_API_KEY": server.api_key or "",
-        }
-        command = [
-            sys.executable,
-            str(ROOT / "examples" / "ray_embed.py"),
-            "--address",
-            ray_context.address_info["address"],
-            "--input",
-            str(corpus),
-            "--output",
-            str(out),
-        ]
+        # A second driver process joins the cluster (--address); the actors get the endpoint
+        # and key from it, not from their own environment.
+        env = {**os.environ, "AIMLAPI_BASE_URL": server.url, "AIMLAPI_API_KEY": server.api_key or ""}
+        args = ["--input", str(corpus), "--output", str(out)]
+        address = ["--address", ray_context.address_info["address"]]
+        command = [sys.executable, str(ROOT / "examples" / "ray_embed.py"), *address, *args]
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         assert "300 vectors in" in done.stdout
+        assert "requests" in done.stdout and server.embedding_requests
         first_requests = len(server.embedding_requests)
-        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-        assert again.returncode == 0, again.stderr
-        assert "300 vectors in" in again.stdout
-        assert len(server.embedding_requests) == first_requests  # nothing left to embed
+
+        # A rerun (here in this process, on the running cluster) finds every id written.
+        monkeypatch.setenv("AIMLAPI_BASE_URL", server.url)
+        monkeypatch.setenv("AIMLAPI_API_KEY", server.api_key or "")
+        example = runpy.run_path(str(ROOT / "examples" / "ray_embed.py"))
+        assert example["main"](args) == 0
+        assert len(server.embedding_requests) == first_requests
     assert_exact(pq.read_table(out).to_pylist(), ROWS[:300])
+
+
+def test_llama_index_ray_ingestion_pipeline_embeds_every_node(ray_context: Any) -> None:
+    from llama_index.core import Document
+    from llama_index.core.node_parser import SentenceSplitter
+    from llama_index.ingestion.ray import RayIngestionPipeline, RayTransformComponent
+
+    from llama_index_aimlapi_bge import AIMLBGEEmbedding
+
+    texts = [row["text"] for row in ROWS[:40]]
+    actor = {"batch_size": 10, "compute": ray.data.ActorPoolStrategy(size=1), "num_cpus": ACTOR_CPUS}
+    with StandInServer(api_key=SECRET) as server:
+        pipeline = RayIngestionPipeline(
+            transformations=[
+                RayTransformComponent(SentenceSplitter, map_batches_kwargs=actor, chunk_size=256),
+                RayTransformComponent(
+                    AIMLBGEEmbedding,
+                    map_batches_kwargs=actor,
+                    base_url=server.url,
+                    api_key=SecretStr(SECRET),
+                    embed_batch_size=4,
+                    max_concurrency=2,
+                ),
+            ]
+        )
+        nodes = pipeline.run(documents=[Document(text=text) for text in texts])
+    assert sorted(node.get_content() for node in nodes) == sorted(texts)
+    for node in nodes:
+        assert node.embedding == expected([node.get_content()])[0]
+    assert server.peak_in_flight <= 2
