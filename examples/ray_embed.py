@@ -37,7 +37,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # before Ray is imported
     import ray
     import ray.data
-
     from pydantic import SecretStr
 
     from aimlapi_bge.ray import BGEEmbedBatches, skip_written, total_usage

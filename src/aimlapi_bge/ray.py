@@ -168,7 +168,9 @@ class BGEEmbedBatches:
         if self.usage_columns:
             for name, column_name in USAGE_COLUMNS.items():
                 value = getattr(usage, name)
-                values = np.zeros(len(texts), dtype=np.float64 if isinstance(value, float) else np.int64)
+                values = np.zeros(
+                    len(texts), dtype=np.float64 if isinstance(value, float) else np.int64
+                )
                 if len(texts):
                     values[0] = value
                 batch[column_name] = values

@@ -55,7 +55,9 @@ def test_ingestion_pipeline_with_two_worker_processes(
         AIMLBGEEmbedding,
         pytest.param(
             AIMLBGEEmbeddings,
-            marks=pytest.mark.xfail(reason="needs adapter pickling (settings branch)", strict=False),
+            marks=pytest.mark.xfail(
+                reason="needs adapter pickling (settings branch)", strict=False
+            ),
         ),
     ],
 )
