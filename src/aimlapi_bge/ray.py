@@ -180,7 +180,9 @@ class BGEEmbedBatches:
 def _ids_hint(batch: Any) -> str:
     if "id" not in batch:
         return ""
-    ids = list(batch["id"])
+    import numpy as np
+
+    ids = [value.item() if isinstance(value, np.generic) else value for value in batch["id"]]
     return f"; this batch holds ids {ids[0]!r} to {ids[-1]!r}" if ids else ""
 
 
