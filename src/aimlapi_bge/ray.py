@@ -263,13 +263,20 @@ def skip_written(
     done = written_ids(path, id_column)
     if not done:
         return dataset
-    return dataset.filter(_NotIn(done, id_column))
+    return dataset.map_batches(_DropWritten(done, id_column), batch_format="pyarrow")
 
 
-class _NotIn:
+class _DropWritten:
+    """Filters pyarrow batches down to the rows whose id is not in ``done``."""
+
     def __init__(self, done: Iterable[Any], column: str) -> None:
-        self.done = frozenset(done)
+        self.done = list(done)
         self.column = column
 
-    def __call__(self, row: dict[str, Any]) -> bool:
-        return row[self.column] not in self.done
+    def __call__(self, table: Any) -> Any:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        ids = table[self.column]
+        written = pa.array(self.done).cast(ids.type)
+        return table.filter(pc.invert(pc.is_in(ids, value_set=written)))
