@@ -129,6 +129,7 @@ class BGEEmbedBatches:
         self.usage_columns = usage_columns
         self.embedder = Embedder(resolve_config(**settings))
         self._lock = threading.Lock()
+        self._dimension: int | None = None
 
     def __repr__(self) -> str:
         config = self.embedder.config
@@ -157,7 +158,11 @@ class BGEEmbedBatches:
             except TypeError as exc:
                 raise TypeError(f"{exc} (column {self.text_column!r}{_ids_hint(batch)})") from exc
             usage = self.embedder.reset_usage()
-        array = np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+        if vectors:
+            array = np.asarray(vectors, dtype=np.float32)
+            self._dimension = array.shape[1]
+        else:  # an empty batch (a block filtered to nothing): same width as the others
+            array = np.empty((0, self._dimension or 0), dtype=np.float32)
         is_frame = hasattr(batch, "iloc")
         if is_frame:
             batch = batch.copy()

@@ -80,3 +80,11 @@ def test_the_key_stays_out_of_the_repr() -> None:
         assert SECRET not in repr(embed) and SECRET not in str(vars(embed))
         assert embed.embedder.config.api_key is not None
         assert embed.embedder.config.api_key.get_secret_value().strip() == SECRET
+
+
+def test_an_empty_batch_comes_back_empty_with_the_same_width(tiny_model_dir: Path) -> None:
+    embed = local(tiny_model_dir, usage_columns=True)
+    embed({"text": np.array(["the cat"], dtype=object)})
+    out = embed({"id": np.array([], dtype=np.int64), "text": np.array([], dtype=object)})
+    assert out["embedding"].shape == (0, HIDDEN) and out["embedding"].dtype == np.float32
+    assert len(out["usage_requests"]) == 0
