@@ -5,24 +5,8 @@ Every error says what to do next. The original openai exception is kept as ``__c
 Messages never contain the API key (the SDK's own messages do not either: they quote the
 response body, which the server writes).
 
-Hierarchy::
-
-    AIMLAPIError
-    ├── ConfigurationError        (also a ValueError: bad settings, unsafe key destination)
-    │   ├── EndpointNotFoundError       404 on the URL itself, or 405: base_url is wrong
-    │   └── LocalModelUnavailableError  local backend: model files neither cached nor downloadable
-    ├── AuthenticationError       401, or a missing key
-    ├── InsufficientCreditsError  403
-    ├── ModelNotAvailableError    404 about the model (retired, misspelt, not deployed)
-    ├── InvalidInputError         400 / 422 (also a ValueError)
-    │   └── InputTooLongError     a text beyond the model's context window
-    ├── BatchTooLargeError        413, or a 400/422 about batch or payload size (handled internally)
-    ├── RateLimitError            429 after all retries
-    ├── ServiceError              5xx, 408, 409, timeouts, dropped connections after all retries
-    └── ResponseValidationError   a 2xx answer that cannot be trusted (wrong count, index, dimension)
-
-Which status and body lead to which class is the table :data:`STATUS_ERRORS`; docs/errors.md
-renders it for users.
+Which status and body lead to which class is the table :data:`STATUS_ERRORS`. The hierarchy
+and what each class means for a user are in docs/errors.md (a unit test keeps the two in step).
 
 When an embed call fails, the error also carries ``embeddings`` (the vectors that were
 computed, ``None`` where missing), ``embedded_count`` and ``failed_positions`` (input
