@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-test
 
-.PHONY: install test lint demo record bench clean
+.PHONY: install test lint demo record bench bench-local clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,16 @@ $(VENV)/.installed-bench: pyproject.toml $(STAMP)
 
 bench: $(VENV)/.installed-bench
 	$(PY) bench/throughput.py $(BENCH_ARGS)
+
+## make bench-local: the in-process model against HuggingFaceEmbeddings, fastembed and raw ONNX
+## Runtime on a random-weight bge-base model built offline (bench/local.py, ~15-20 min here);
+## BENCH_LOCAL_ARGS=--quick for ~2 minutes. Installs the bench-local extra (torch, CPU) itself.
+$(VENV)/.installed-bench-local: pyproject.toml $(STAMP)
+	$(PY) -m pip install --quiet -e ".[bench-local]"
+	touch $@
+
+bench-local: $(VENV)/.installed-bench-local
+	HF_HUB_OFFLINE=1 $(PY) bench/local.py $(BENCH_LOCAL_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

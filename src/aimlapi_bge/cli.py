@@ -5,6 +5,8 @@
     aimlapi-bge embed "Laura is a DJ." "Paris is in France."      # JSON list of vectors
     aimlapi-bge embed --input corpus.jsonl --output vectors.jsonl  # resumable file job
     aimlapi-bge check                                              # key, model, dimension, latency
+    aimlapi-bge verify-local                                       # local model vs the published vector
+    aimlapi-bge compare --input corpus.jsonl --a local --b http://127.0.0.1:8080/v1
 
 Results go to stdout, messages to stderr; expected failures end with a one-line message and a
 documented exit code (see ``EPILOG``), never a traceback. The API key is read from the
@@ -18,6 +20,8 @@ import argparse
 import json
 import math
 import os
+import random
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -32,7 +36,7 @@ from aimlapi_bge.config import (
     DEFAULT_TIMEOUT,
     resolve_config,
 )
-from aimlapi_bge.corpus import CorpusError, CorpusJob, RecordId
+from aimlapi_bge.corpus import CorpusError, CorpusJob, Record, RecordId, read_records
 from aimlapi_bge.embedder import Embedder, describe
 from aimlapi_bge.errors import (
     AIMLAPIError,
@@ -98,6 +102,22 @@ CHECK_DESCRIPTION = f"""\
 Send one text ({CHECK_TEXT!r}) and report the settings, whether the key is accepted, whether
 the model is served, the vector dimension and the latency. When the model is refused, it says
 why and how to keep the same vectors (--backend local, or a self-hosted server).
+"""
+
+
+VERIFY_DESCRIPTION = f"""\
+Embed {CHECK_TEXT!r} with the local model and print its cosine to the vector the AI/ML API
+published for that text (bge-base-en-v1.5, before the model was retired there). Passes at a
+cosine of {{threshold}} or more: exit status 0 on pass, 1 on fail (3 when the model cannot load).
+"""
+
+COMPARE_DESCRIPTION = """\
+Embed a sample of --input with two backends and print how close their vectors are: the number
+of texts, the minimum and median cosine, and the ids of the least similar texts. A side is
+"local" (the in-process model; --local-model-path, --cache-dir, --local-precision apply) or an
+http(s) base URL of an OpenAI-compatible endpoint (the key comes from the environment, under
+the usual rules: *.aimlapi.com, loopback or $AIMLAPI_BASE_URL only). --input is a text file (one
+text per line; id = 0-based line number) or a .jsonl file (objects with "id" and "text").
 """
 
 
@@ -178,6 +198,13 @@ def _common_options() -> argparse.ArgumentParser:
         metavar="DIR",
         help="local backend: model cache directory (default: $AIMLAPI_BGE_CACHE_DIR)",
     )
+    group.add_argument(
+        "--local-precision",
+        choices=("fp32", "int8"),
+        default="fp32",
+        help="local backend: fp32 (default, the service's vectors) or int8 (dynamic"
+        " quantisation: faster, vectors close but not equal)",
+    )
     return common
 
 
@@ -231,7 +258,176 @@ def build_parser() -> argparse.ArgumentParser:
         description=CHECK_DESCRIPTION,
     )
     check.set_defaults(handler=_check, parser=check)
+    _add_continuity_commands(commands)
     return parser
+
+
+# --- continuity tools: verify-local, compare (issue 14) -----------------------------------------
+
+VERIFY_THRESHOLD = 0.999
+PUBLISHED_RESOURCE = "published_laura.json"
+
+
+def _local_options() -> argparse.ArgumentParser:
+    local = argparse.ArgumentParser(add_help=False)
+    group = local.add_argument_group("local model")
+    group.add_argument(
+        "--model", metavar="NAME", default=DEFAULT_MODEL, help="default: %(default)s"
+    )
+    group.add_argument(
+        "--local-model-path",
+        metavar="DIR",
+        help="a directory with the ONNX model and tokenizer files (default: the cache)",
+    )
+    group.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="model cache directory (default: $AIMLAPI_BGE_CACHE_DIR, else the user cache)",
+    )
+    group.add_argument(
+        "--local-precision",
+        choices=("fp32", "int8"),
+        default="fp32",
+        help="fp32 (default) or int8 (dynamic quantisation)",
+    )
+    return local
+
+
+def _add_continuity_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    local = _local_options()
+    verify = commands.add_parser(
+        "verify-local",
+        parents=[local],
+        formatter_class=_Formatter,
+        epilog=EPILOG,
+        help="compare the local model's vector for a sample text with the published one",
+        description=VERIFY_DESCRIPTION.format(threshold=VERIFY_THRESHOLD),
+    )
+    verify.set_defaults(handler=_verify_local, parser=verify)
+
+    compare = commands.add_parser(
+        "compare",
+        parents=[local],
+        formatter_class=_Formatter,
+        epilog=EPILOG,
+        help="embed a sample of a corpus with two backends and compare the vectors",
+        description=COMPARE_DESCRIPTION,
+    )
+    compare.add_argument(
+        "-i", "--input", type=Path, metavar="FILE", required=True, help="corpus (.txt or .jsonl)"
+    )
+    compare.add_argument(
+        "--a", required=True, metavar="SIDE", help='"local" or an http(s) base URL'
+    )
+    compare.add_argument(
+        "--b", required=True, metavar="SIDE", help='"local" or an http(s) base URL'
+    )
+    compare.add_argument(
+        "--sample",
+        metavar="N",
+        type=_bounded(int, 1, strict=False),
+        default=200,
+        help="texts drawn at random from --input (default: %(default)s; all if fewer)",
+    )
+    compare.add_argument(
+        "--seed", metavar="S", type=int, default=0, help="sampling seed (default: %(default)s)"
+    )
+    compare.add_argument(
+        "--worst", metavar="N", type=_bounded(int, 1, strict=False), default=5,
+        help="least similar ids to show (default: %(default)s)",
+    )  # fmt: skip
+    compare.set_defaults(handler=_compare, parser=compare)
+
+
+def _published() -> dict[str, object]:
+    """The AI/ML API's published response for CHECK_TEXT (shipped with the package)."""
+    from importlib.resources import files
+
+    data: dict[str, object] = json.loads(
+        files("aimlapi_bge").joinpath("data").joinpath(PUBLISHED_RESOURCE).read_text(encoding="utf-8")
+    )
+    return data
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norms = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norms if norms else 0.0
+
+
+def _local_embedder(args: argparse.Namespace) -> Embedder:
+    return Embedder(
+        resolve_config(
+            model=args.model,
+            backend="local",
+            cache_dir=args.cache_dir,
+            local_model_path=args.local_model_path,
+            local_precision=args.local_precision,
+        )
+    )
+
+
+def _verify_local(args: argparse.Namespace) -> int:
+    published = _published()
+    text = str(published["input"])
+    expected: list[float] = published["embedding"]  # type: ignore[assignment]
+    embedder = _local_embedder(args)
+    (vector,) = embedder.embed([text])
+    _field("text", json.dumps(text))
+    _field("precision", args.local_precision)
+    if len(vector) != len(expected):
+        _field("dimension", f"{len(vector)} (the published vector has {len(expected)})")
+        _field("cosine", "undefined: not the same model")
+        print("FAIL")
+        return EXIT_FAILED
+    cosine = _cosine(vector, expected)
+    passed = cosine >= VERIFY_THRESHOLD
+    _field("cosine", f"{cosine:.6f} (pass at >= {VERIFY_THRESHOLD})")
+    _field("prompt tokens", f"{embedder.usage.prompt_tokens} (published: {published['prompt_tokens']})")
+    print("PASS" if passed else "FAIL")
+    return EXIT_OK if passed else EXIT_FAILED
+
+
+def _side(args: argparse.Namespace, side: str) -> Embedder:
+    if side == "local":
+        return _local_embedder(args)
+    if not side.startswith(("http://", "https://")):
+        args.parser.error(f'a side is "local" or an http(s) base URL, got {side!r}')
+    config = resolve_config(model=args.model, base_url=side, backend="api")
+    if config.key_note:
+        _say(f"note: {config.key_note}")
+    return Embedder(config)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    if not args.input.is_file():
+        args.parser.error(f"--input {args.input}: no such file")
+    first, second = _side(args, args.a), _side(args, args.b)
+    records: list[Record] = list(read_records(args.input))
+    if not records:
+        args.parser.error(f"--input {args.input}: no texts")
+    if len(records) > args.sample:
+        records = random.Random(args.seed).sample(records, args.sample)
+    texts = [record.text for record in records]
+    vectors_a, vectors_b = first.embed(texts), second.embed(texts)
+    if len(vectors_a[0]) != len(vectors_b[0]):
+        _say(
+            f"error: --a gives {len(vectors_a[0])}-dimensional vectors and --b"
+            f" {len(vectors_b[0])}-dimensional ones: not the same model"
+        )
+        return EXIT_FAILED
+    cosines = [_cosine(a, b) for a, b in zip(vectors_a, vectors_b, strict=True)]
+    ranked = sorted(range(len(records)), key=cosines.__getitem__)[: args.worst]
+    _field("a", args.a)
+    _field("b", args.b)
+    _field("n", len(records))
+    _field("min cosine", f"{min(cosines):.6f}")
+    _field("median cosine", f"{statistics.median(cosines):.6f}")
+    _field(
+        "worst ids",
+        ", ".join(f"{json.dumps(records[i].id)} ({cosines[i]:.6f})" for i in ranked),
+    )
+    return EXIT_OK
 
 
 def _say(message: str) -> None:
@@ -284,6 +480,7 @@ def _make_embedder(args: argparse.Namespace) -> Embedder:
         max_retries=args.max_retries,
         timeout=args.timeout,
         local_model_path=args.local_model_path,
+        local_precision=args.local_precision,
     )
     if config.key_note:
         _say(f"note: {config.key_note}")

@@ -89,6 +89,7 @@ class EmbedderConfig:
     fallback: Literal["local"] | None = None
     cache_dir: str | None = None
     local_model_path: str | None = None
+    local_precision: Literal["fp32", "int8"] = "fp32"
     http_client: Any = field(default=None, repr=False, compare=False)
     http_async_client: Any = field(default=None, repr=False, compare=False)
     key_note: str | None = None
@@ -105,6 +106,10 @@ class EmbedderConfig:
             raise ConfigurationError(f"backend must be 'api' or 'local', got {self.backend!r}")
         if self.fallback not in (None, "local"):
             raise ConfigurationError(f"fallback must be None or 'local', got {self.fallback!r}")
+        if self.local_precision not in ("fp32", "int8"):
+            raise ConfigurationError(
+                f"local_precision must be 'fp32' or 'int8', got {self.local_precision!r}"
+            )
 
 
 def _host(url: str) -> str:

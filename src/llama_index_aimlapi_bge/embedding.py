@@ -55,6 +55,7 @@ _SETTINGS = {
     "fallback": "fallback",
     "cache_dir": "cache_dir",
     "local_model_path": "local_model_path",
+    "local_precision": "local_precision",
     "http_client": "http_client",
     "http_async_client": "http_async_client",
 }
@@ -83,7 +84,8 @@ class AIMLBGEEmbedding(CoreBacked, BaseEmbedding):
         query_instruction: Optional[str]
             Query prefix; BAAI's retrieval instruction for English BGE models by default,
             ``""`` turns it off.
-        max_retries, timeout, default_headers, backend, fallback, cache_dir, local_model_path:
+        max_retries, timeout, default_headers, backend, fallback, cache_dir, local_model_path,
+        local_precision:
             as in the LangChain adapter.
 
     Instantiate:
@@ -130,6 +132,7 @@ class AIMLBGEEmbedding(CoreBacked, BaseEmbedding):
     fallback: Literal["local"] | None = Field(default=None)
     cache_dir: str | None = Field(default=None)
     local_model_path: str | None = Field(default=None)
+    local_precision: Literal["fp32", "int8"] = Field(default="fp32")
     http_client: Any = Field(default=None, exclude=True, repr=False)
     http_async_client: Any = Field(default=None, exclude=True, repr=False)
 
