@@ -374,3 +374,17 @@ def test_compare_refuses_a_side_that_is_neither(
         main(["compare", "-i", str(corpus), "--a", "local", "--b", "ftp://example.invalid"])
     assert info.value.code == 2
     assert "http(s) base URL" in capsys.readouterr().err
+
+
+def test_compare_fp32_with_int8_shows_the_drift(
+    model_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(mixed_texts()[:8]) + "\n")
+    code, out, _ = run(
+        capsys, "compare", "-i", corpus, "--a", "local", "--b", "local:int8",
+        "--local-model-path", model_copy,
+    )  # fmt: skip
+    assert code == EXIT_OK
+    assert 0.99 < float(field(out, "min cosine")) < 0.999999
+    assert list((model_copy / "onnx").glob("model.int8-*.onnx"))

@@ -114,8 +114,8 @@ cosine of {{threshold}} or more: exit status 0 on pass, 1 on fail (3 when the mo
 COMPARE_DESCRIPTION = """\
 Embed a sample of --input with two backends and print how close their vectors are: the number
 of texts, the minimum and median cosine, and the ids of the least similar texts. A side is
-"local" (the in-process model; --local-model-path, --cache-dir, --local-precision apply) or an
-http(s) base URL of an OpenAI-compatible endpoint (the key comes from the environment, under
+"local" (the in-process model; --local-model-path, --cache-dir, --local-precision apply;
+"local:int8" and "local:fp32" choose the precision for that side) or an http(s) base URL of an OpenAI-compatible endpoint (the key comes from the environment, under
 the usual rules: *.aimlapi.com, loopback or $AIMLAPI_BASE_URL only). --input is a text file (one
 text per line; id = 0-based line number) or a .jsonl file (objects with "id" and "text").
 """
@@ -266,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 VERIFY_THRESHOLD = 0.999
 PUBLISHED_RESOURCE = "published_laura.json"
+LOCAL_SIDES = ("local", "local:fp32", "local:int8")
 
 
 def _local_options() -> argparse.ArgumentParser:
@@ -317,10 +318,16 @@ def _add_continuity_commands(commands: argparse._SubParsersAction[argparse.Argum
         "-i", "--input", type=Path, metavar="FILE", required=True, help="corpus (.txt or .jsonl)"
     )
     compare.add_argument(
-        "--a", required=True, metavar="SIDE", help='"local" or an http(s) base URL'
+        "--a",
+        required=True,
+        metavar="SIDE",
+        help='"local", "local:int8", "local:fp32" or an http(s) base URL',
     )
     compare.add_argument(
-        "--b", required=True, metavar="SIDE", help='"local" or an http(s) base URL'
+        "--b",
+        required=True,
+        metavar="SIDE",
+        help='"local", "local:int8", "local:fp32" or an http(s) base URL',
     )
     compare.add_argument(
         "--sample",
@@ -355,14 +362,14 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return dot / norms if norms else 0.0
 
 
-def _local_embedder(args: argparse.Namespace) -> Embedder:
+def _local_embedder(args: argparse.Namespace, precision: str | None = None) -> Embedder:
     return Embedder(
         resolve_config(
             model=args.model,
             backend="local",
             cache_dir=args.cache_dir,
             local_model_path=args.local_model_path,
-            local_precision=args.local_precision,
+            local_precision=precision or args.local_precision,
         )
     )
 
@@ -389,10 +396,12 @@ def _verify_local(args: argparse.Namespace) -> int:
 
 
 def _side(args: argparse.Namespace, side: str) -> Embedder:
-    if side == "local":
-        return _local_embedder(args)
+    if side in LOCAL_SIDES:
+        return _local_embedder(args, side.partition(":")[2] or None)
     if not side.startswith(("http://", "https://")):
-        args.parser.error(f'a side is "local" or an http(s) base URL, got {side!r}')
+        args.parser.error(
+            f'a side is "local" (or local:fp32, local:int8) or an http(s) base URL, got {side!r}'
+        )
     config = resolve_config(model=args.model, base_url=side, backend="api")
     if config.key_note:
         _say(f"note: {config.key_note}")
