@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 # uv must not download interpreters (no network but PyPI) and uses the machine's own.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install test lint demo record bench standin wheelhouse test-lowest test-pythons docs \
+.PHONY: install test lint demo record bench bench-local standin wheelhouse test-lowest test-pythons docs \
 	docs-serve dist clean
 
 $(STAMP): pyproject.toml
@@ -137,6 +137,16 @@ bench: $(VENV)/.installed-bench
 ## make standin: the stand-in AI/ML API on 127.0.0.1 (test support, not shipped): STANDIN_ARGS="--port 8765".
 standin: $(STAMP)
 	PYTHONPATH=tests $(PY) -m support.standin $(STANDIN_ARGS)
+
+## make bench-local: the in-process model against HuggingFaceEmbeddings, fastembed and raw ONNX
+## Runtime on a random-weight bge-base model built offline (bench/local.py, ~15-20 min here);
+## BENCH_LOCAL_ARGS=--quick for ~2 minutes. Installs the bench-local extra (torch, CPU) itself.
+$(VENV)/.installed-bench-local: pyproject.toml $(STAMP)
+	$(PY) -m pip install --quiet -e ".[bench-local]"
+	touch $@
+
+bench-local: $(VENV)/.installed-bench-local
+	HF_HUB_OFFLINE=1 $(PY) bench/local.py $(BENCH_LOCAL_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-lowest .venvs .pytest_cache .mypy_cache .ruff_cache build dist site \

@@ -6,6 +6,8 @@
     aimlapi-bge embed --input corpus.jsonl --output vectors.jsonl  # resumable file job
     cat corpus.jsonl | aimlapi-bge embed -i - -o - > vectors.jsonl  # a pipe, no resume
     aimlapi-bge check                                              # key, model, dimension, latency
+    aimlapi-bge verify-local                                       # local model vs the published vector
+    aimlapi-bge compare --input corpus.jsonl --a local --b http://127.0.0.1:8080/v1
 
 Results go to stdout, messages to stderr; expected failures end with a one-line message and a
 documented exit code (see ``EPILOG``), never a traceback. The API key is read from the
@@ -21,11 +23,13 @@ import io
 import json
 import math
 import os
+import random
 import re
+import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -134,6 +138,22 @@ does (never answers, answers slowly, or keeps answering 429), retrying at most
 """
 
 
+VERIFY_DESCRIPTION = f"""\
+Embed {CHECK_TEXT!r} with the local model and print its cosine to the vector the AI/ML API
+published for that text (bge-base-en-v1.5, before the model was retired there). Passes at a
+cosine of {{threshold}} or more: exit status 0 on pass, 1 on fail (3 when the model cannot load).
+"""
+
+COMPARE_DESCRIPTION = """\
+Embed a sample of --input with two backends and print how close their vectors are: the number
+of texts, the minimum and median cosine, and the ids of the least similar texts. A side is
+"local" (the in-process model; --local-model-path, --cache-dir, --local-precision apply;
+"local:int8" and "local:fp32" choose the precision for that side) or an http(s) base URL of an OpenAI-compatible endpoint (the key comes from the environment, under
+the usual rules: *.aimlapi.com, loopback or $AIMLAPI_BASE_URL only). --input is a text file (one
+text per line; id = 0-based line number) or a .jsonl file (objects with "id" and "text").
+"""
+
+
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the epilog's layout."""
 
@@ -173,12 +193,14 @@ def _parse_as(item: Setting) -> Callable[[str], Any]:
     return parse
 
 
-def _common_options() -> argparse.ArgumentParser:
-    """The settings' options, one per setting with a ``cli_flag`` in SETTINGS."""
+def _common_options(
+    only: Collection[str] | None = None, title: str = "settings (shared by all commands)"
+) -> argparse.ArgumentParser:
+    """The settings' options, one per setting with a ``cli_flag`` in SETTINGS (or in ``only``)."""
     common = argparse.ArgumentParser(add_help=False)
-    group = common.add_argument_group("settings (shared by all commands)")
+    group = common.add_argument_group(title)
     for item in SETTINGS:
-        if item.cli_flag is None:
+        if item.cli_flag is None or (only is not None and item.name not in only):
             continue
         shown = item.default_doc or item.default
         text = f"{item.help.rstrip('.')} (default: {shown})".replace("%", "%%")
@@ -264,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up after SECONDS in all, whatever the server does (default: %(default)g)",
     )
     check.set_defaults(handler=_check, parser=check)
+    _add_continuity_commands(commands)
     return parser
 
 
@@ -320,6 +343,172 @@ def cli_wording(message: str) -> str:
         replacement = with_flag if flag is None or flag in flags else without_flag
         message = re.sub(pattern, replacement, message)
     return message
+
+
+# --- continuity tools: verify-local, compare --------------------------------------------------
+
+VERIFY_THRESHOLD = 0.999
+PUBLISHED_RESOURCE = "published_laura.json"
+LOCAL_SIDES = ("local", "local:fp32", "local:int8")
+
+
+#: The settings the local-model commands take (the rest concern the HTTP backend).
+LOCAL_SETTINGS = ("model", "local_model_path", "cache_dir", "local_precision")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_continuity_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    local = _common_options(only=LOCAL_SETTINGS, title="local model")
+    verify = commands.add_parser(
+        "verify-local",
+        parents=[local],
+        formatter_class=_Formatter,
+        epilog=EPILOG,
+        help="compare the local model's vector for a sample text with the published one",
+        description=VERIFY_DESCRIPTION.format(threshold=VERIFY_THRESHOLD),
+    )
+    verify.set_defaults(handler=_verify_local, parser=verify)
+
+    compare = commands.add_parser(
+        "compare",
+        parents=[local],
+        formatter_class=_Formatter,
+        epilog=EPILOG,
+        help="embed a sample of a corpus with two backends and compare the vectors",
+        description=COMPARE_DESCRIPTION,
+    )
+    compare.add_argument(
+        "-i", "--input", type=Path, metavar="FILE", required=True, help="corpus (.txt or .jsonl)"
+    )
+    compare.add_argument(
+        "--a",
+        required=True,
+        metavar="SIDE",
+        help='"local", "local:int8", "local:fp32" or an http(s) base URL',
+    )
+    compare.add_argument(
+        "--b",
+        required=True,
+        metavar="SIDE",
+        help='"local", "local:int8", "local:fp32" or an http(s) base URL',
+    )
+    compare.add_argument(
+        "--sample",
+        metavar="N",
+        type=_positive_int,
+        default=200,
+        help="texts drawn at random from --input (default: %(default)s; all if fewer)",
+    )
+    compare.add_argument(
+        "--seed", metavar="S", type=int, default=0, help="sampling seed (default: %(default)s)"
+    )
+    compare.add_argument(
+        "--worst", metavar="N", type=_positive_int, default=5,
+        help="least similar ids to show (default: %(default)s)",
+    )  # fmt: skip
+    compare.set_defaults(handler=_compare, parser=compare)
+
+
+def _published() -> dict[str, object]:
+    """The AI/ML API's published response for CHECK_TEXT (shipped with the package)."""
+    from importlib.resources import files
+
+    data: dict[str, object] = json.loads(
+        files("aimlapi_bge").joinpath("data").joinpath(PUBLISHED_RESOURCE).read_text(encoding="utf-8")
+    )
+    return data
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norms = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norms if norms else 0.0
+
+
+def _local_embedder(args: argparse.Namespace, precision: str | None = None) -> Embedder:
+    given = {
+        name: getattr(args, name)
+        for name in LOCAL_SETTINGS
+        if getattr(args, name, None) is not None
+    }
+    if precision:
+        given["local_precision"] = precision
+    return Embedder(resolve_config(backend="local", **given))
+
+
+def _verify_local(args: argparse.Namespace) -> int:
+    published = _published()
+    text = str(published["input"])
+    expected: list[float] = published["embedding"]  # type: ignore[assignment]
+    embedder = _local_embedder(args)
+    (vector,) = embedder.embed([text])
+    _field("text", json.dumps(text))
+    _field("precision", embedder.config.local_precision)
+    if len(vector) != len(expected):
+        _field("dimension", f"{len(vector)} (the published vector has {len(expected)})")
+        _field("cosine", "undefined: not the same model")
+        print("FAIL")
+        return EXIT_FAILED
+    cosine = _cosine(vector, expected)
+    passed = cosine >= VERIFY_THRESHOLD
+    _field("cosine", f"{cosine:.6f} (pass at >= {VERIFY_THRESHOLD})")
+    _field("prompt tokens", f"{embedder.usage.prompt_tokens} (published: {published['prompt_tokens']})")
+    print("PASS" if passed else "FAIL")
+    return EXIT_OK if passed else EXIT_FAILED
+
+
+def _side(args: argparse.Namespace, side: str) -> Embedder:
+    if side in LOCAL_SIDES:
+        return _local_embedder(args, side.partition(":")[2] or None)
+    if not side.startswith(("http://", "https://")):
+        args.parser.error(
+            f'a side is "local" (or local:fp32, local:int8) or an http(s) base URL, got {side!r}'
+        )
+    model = {"model": args.model} if args.model else {}
+    config = resolve_config(base_url=side, backend="api", **model)
+    if config.key_note:
+        _say(f"note: {config.key_note}")
+    return Embedder(config)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    if not args.input.is_file():
+        args.parser.error(f"--input {args.input}: no such file")
+    first, second = _side(args, args.a), _side(args, args.b)
+    records: list[Record] = list(read_records(args.input))
+    if not records:
+        args.parser.error(f"--input {args.input}: no texts")
+    if len(records) > args.sample:
+        records = random.Random(args.seed).sample(records, args.sample)
+    texts = [record.text for record in records]
+    vectors_a, vectors_b = first.embed(texts), second.embed(texts)
+    if len(vectors_a[0]) != len(vectors_b[0]):
+        _say(
+            f"error: --a gives {len(vectors_a[0])}-dimensional vectors and --b"
+            f" {len(vectors_b[0])}-dimensional ones: not the same model"
+        )
+        return EXIT_FAILED
+    cosines = [_cosine(a, b) for a, b in zip(vectors_a, vectors_b, strict=True)]
+    ranked = sorted(range(len(records)), key=cosines.__getitem__)[: args.worst]
+    _field("a", args.a)
+    _field("b", args.b)
+    _field("n", len(records))
+    _field("min cosine", f"{min(cosines):.6f}")
+    _field("median cosine", f"{statistics.median(cosines):.6f}")
+    _field(
+        "worst ids",
+        ", ".join(f"{json.dumps(records[i].id)} ({cosines[i]:.6f})" for i in ranked),
+    )
+    return EXIT_OK
 
 
 def _say(message: str) -> None:

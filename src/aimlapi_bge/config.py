@@ -243,6 +243,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "fallback": _optional(_choice("local")),
     "cache_dir": _optional(_path),
     "local_model_path": _optional(_path),
+    "local_precision": _choice("fp32", "int8"),
     "http_client": _optional(_http_client("sync")),
     "http_async_client": _optional(_http_client("async")),
 }
@@ -319,6 +320,7 @@ class EmbedderConfig:
     fallback: Literal["local"] | None = None
     cache_dir: str | None = None
     local_model_path: str | None = None
+    local_precision: Literal["fp32", "int8"] = "fp32"
     http_client: Any = field(default=None, repr=False, compare=False)
     http_async_client: Any = field(default=None, repr=False, compare=False)
     key_note: str | None = field(default=None, metadata={"derived": True})

@@ -445,7 +445,9 @@ class Embedder:
         query instruction), concurrently in batches, in input order."""
         job = _Job(self._texts_to_send(texts, as_queries), show_progress)
         workers = min(self.config.max_concurrency, job.batch_count(self._batch_size))
-        if workers <= 1:
+        if self._embed_whole_call(job):  # a backend that takes whole calls (local)
+            pass
+        elif workers <= 1:
             try:
                 self._work(job)
             except BaseException:
@@ -490,7 +492,9 @@ class Embedder:
         """Embed without blocking the event loop; same semantics as :meth:`embed`."""
         job = _Job(self._texts_to_send(texts, as_queries), show_progress)
         workers = min(self.config.max_concurrency, job.batch_count(self._batch_size))
-        if workers <= 1:
+        if hasattr(self._backend, "embed_all"):  # a backend that takes whole calls (local)
+            await asyncio.to_thread(self._embed_whole_call, job)
+        elif workers <= 1:
             await self._awork(job)
         else:
             try:
@@ -510,6 +514,31 @@ class Embedder:
 
     def _texts_to_send(self, texts: Sequence[str], as_queries: bool) -> list[str]:
         return _check_texts(texts, self.config.query_instruction if as_queries else "")
+
+    # --- whole-call hook (issue 14) --------------------------------------------------------
+    # A backend with ``embed_all`` (the local one) gets every distinct text of the call at
+    # once: it sorts them by token count across the whole call and runs one model batch at a
+    # time, which is faster than worker threads each holding a padded batch. Its results come
+    # back per ``batch_size`` slice and are recorded like batches (usage, dimension check).
+
+    def _embed_whole_call(self, job: _Job) -> bool:
+        """Hand the whole call to the backend if it takes one; False if it does not."""
+        backend = self._backend
+        embed_all = getattr(backend, "embed_all", None)
+        if embed_all is None or not job.unique:
+            return False
+        bar, job.progress = job.progress, None  # the backend advances the bar as it goes
+        try:
+            try:
+                results = embed_all(job.unique, self._batch_size, bar.update if bar else None)
+            except AIMLAPIError as exc:
+                self._on_failure(job, (0, len(job.unique)), exc, backend)
+                return True
+            for start, end, result in results:
+                self._on_success(job, (start, end), result)
+        finally:
+            job.progress = bar
+        return True
 
     # --- workers --------------------------------------------------------------------------
 

@@ -1,44 +1,66 @@
-"""The local backend: BAAI/bge-base-en-v1.5 in-process on ONNX Runtime, through fastembed.
+"""The local backend: BAAI/bge-base-en-v1.5 in-process on ONNX Runtime.
 
 Same vectors as the service: BAAI's own full-precision export (``onnx/model.onnx`` in the
 ``BAAI/bge-base-en-v1.5`` Hugging Face repository, about 436 MB), the [CLS] row of the last
 hidden state, L2-normalised, texts truncated at the tokenizer's ``model_max_length`` (512 for
 bge). fastembed's built-in ``"BAAI/bge-base-en-v1.5"`` entry is a different file (Qdrant's
 quantised ``model_optimized.onnx``, about 218 MB) whose vectors differ slightly, so this module
-registers BAAI's file with fastembed under a name of its own (:data:`REGISTERED_NAME`).
+fetches BAAI's file itself (through fastembed's Hugging Face helper) and runs it with its own
+ONNX Runtime session.
 
 Where the files come from, in order:
 
 1. ``local_model_path``: a directory holding ``onnx/model.onnx`` (or ``model.onnx``),
    ``tokenizer.json`` and ``tokenizer_config.json`` (plus ``special_tokens_map.json`` and
    ``config.json`` when the model has them); nothing is downloaded.
-2. the cache directory (``cache_dir``, env ``AIMLAPI_BGE_CACHE_DIR``, else fastembed's default:
-   ``FASTEMBED_CACHE_PATH`` or ``<tmp>/fastembed_cache``), in Hugging Face's cache layout;
-   works offline once filled.
+2. the cache directory (``cache_dir``, env ``AIMLAPI_BGE_CACHE_DIR``, else
+   :func:`default_cache_dir`: ``$HF_HOME/hub`` when ``HF_HOME`` is set, else the user cache
+   directory, e.g. ``~/.cache/aimlapi-bge`` on Linux), in Hugging Face's cache layout; works
+   offline once filled.
 3. one download attempt from Hugging Face into that cache (not with ``HF_HUB_OFFLINE=1``).
    fastembed's own loader would retry three times with 3 s, 9 s and 27 s pauses before its
    generic error; one attempt and :class:`~aimlapi_bge.errors.LocalModelUnavailableError`
    naming the ways out is kinder to someone who is offline.
 
-The model loads on first use, once per process for each model directory (instances share
-it), and its ONNX runs are serialised: ONNX Runtime already spreads one run over every core.
+How a call runs (issue 14): the texts of the whole call are tokenised once (fastembed's
+tokenizer settings: truncation at ``model_max_length``), sorted by token count, and cut into
+batches of at most :data:`BATCH_TOKENS` padded tokens (and :data:`MAX_BATCH_TEXTS` texts), so
+padding is small and memory bounded; one ONNX run at a time, with ONNX Runtime's intra-op
+threads set to the machine's cores. The token counts for usage come from that same encoding.
+Vectors go back in input order.
+
+``local_precision="int8"`` runs a dynamically quantised copy of the graph
+(``onnxruntime.quantization.quantize_dynamic``, int8 weights): several times faster on CPUs,
+vectors close to but not equal to fp32's. The copy is made once, beside the model
+(``onnx/model.int8-<fingerprint>.onnx``), or in the cache directory when the model's directory
+is read-only, and reused afterwards.
+
+The model loads on first use, once per process for each model file and precision (instances
+share it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import tempfile
 import threading
 import weakref
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from aimlapi_bge.extras import install_hint
 
 try:
+    import onnxruntime as ort
+    import platformdirs
     from fastembed import TextEmbedding
-    from fastembed.common.model_description import ModelSource, PoolingType
+    from fastembed.common.preprocessor_utils import load_tokenizer
     from huggingface_hub.utils.tqdm import are_progress_bars_disabled, enable_progress_bars
 except ImportError as exc:
     raise ImportError(
@@ -50,59 +72,54 @@ from aimlapi_bge.decoding import BatchResult
 from aimlapi_bge.errors import ConfigurationError, LocalModelUnavailableError
 
 __all__ = [
+    "BATCH_TOKENS",
     "HF_REPO",
+    "MAX_BATCH_TEXTS",
     "MODEL_FILE",
-    "REGISTERED_NAME",
     "LocalBackend",
     "default_cache_dir",
     "find_cached_model",
+    "quantised_model",
 ]
 
 HF_REPO = "BAAI/bge-base-en-v1.5"
 MODEL_FILE = "onnx/model.onnx"
-REGISTERED_NAME = "aimlapi-bge/BAAI-bge-base-en-v1.5-fp32"
 DIMENSION = 768
-#: Texts per ONNX run. Each batch is padded to its longest text, so the backend sorts a batch by
-#: length and runs it in slices this size: bounded memory, little padding.
-ONNX_BATCH = 32
+#: Padded tokens per ONNX run (texts x longest text of the batch, after the global sort).
+BATCH_TOKENS = 8192
+#: Texts per ONNX run at most (short queries would otherwise make very wide batches).
+MAX_BATCH_TEXTS = 256
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
-# The names fastembed registers for each accepted model file (root-level for optimum exports).
-_REGISTERED_NAMES = {
-    MODEL_FILE: REGISTERED_NAME,
-    "model.onnx": "aimlapi-bge/local-bge-model.onnx",
-}
+#: The model files accepted, in order of preference (root-level for optimum exports).
+MODEL_FILES = (MODEL_FILE, "model.onnx")
+PRECISIONS = ("fp32", "int8")
 _BGE_BASE = re.compile(r"(^|/)bge-base-en-v1\.5$", re.IGNORECASE)
 _OFF = {"", "0", "false", "no", "off"}
+_APP_NAME = "aimlapi-bge"
 
-_registry_lock = threading.Lock()
 _load_lock = threading.Lock()
+
+Progress = Callable[[int], object]
 
 
 def default_cache_dir() -> str:
-    """fastembed's default cache directory: ``FASTEMBED_CACHE_PATH``, else ``<tmp>/fastembed_cache``."""
-    return os.environ.get("FASTEMBED_CACHE_PATH") or os.path.join(
-        tempfile.gettempdir(), "fastembed_cache"
-    )
+    """Where model files are cached when neither ``cache_dir`` nor ``AIMLAPI_BGE_CACHE_DIR`` is set.
+
+    ``$HF_HOME/hub`` (Hugging Face's own cache, shared with other tools) when ``HF_HOME`` is set,
+    else the user cache directory (``platformdirs.user_cache_dir("aimlapi-bge")``, e.g.
+    ``~/.cache/aimlapi-bge`` on Linux): persistent, unlike the temp directory.
+    """
+    hf_home = os.environ.get("HF_HOME", "").strip()
+    if hf_home:
+        return os.path.join(os.path.expanduser(hf_home), "hub")
+    return str(platformdirs.user_cache_dir(_APP_NAME, appauthor=False))
 
 
-def _register(model_file: str) -> str:
-    """Register BAAI's full-precision file with fastembed (its registry is process-global)."""
-    name = _REGISTERED_NAMES[model_file]
-    with _registry_lock:
-        known = {entry["model"].lower() for entry in TextEmbedding.list_supported_models()}
-        if name.lower() not in known:
-            TextEmbedding.add_custom_model(
-                model=name,
-                pooling=PoolingType.CLS,
-                normalization=True,
-                sources=ModelSource(hf=HF_REPO),
-                dim=DIMENSION,
-                model_file=model_file,
-                description=f"{HF_REPO} layout ({model_file}), [CLS] pooling, normalised",
-                license="mit",
-                size_in_gb=0.44,
-            )
-    return name
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _missing(directory: Path, model_files: tuple[str, ...]) -> list[str]:
@@ -147,55 +164,174 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in _OFF
 
 
-class _LoadedModel:
-    """One fastembed model and the lock that serialises its ONNX runs."""
+# --- int8 ----------------------------------------------------------------------------------------
 
-    def __init__(self, model: TextEmbedding) -> None:
-        self.model = model
+
+def _fingerprint(model_path: Path) -> str:
+    stat = model_path.stat()
+    key = f"{model_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def _writable(directory: Path) -> bool:
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-"):
+            return True
+    except OSError:
+        return False
+
+
+def quantised_model(model_path: Path, cache_dir: str) -> Path:
+    """The int8 copy of ``model_path`` (dynamic quantisation), made once and reused.
+
+    Kept beside the model as ``<stem>.int8-<fingerprint>.onnx``, or under
+    ``<cache_dir>/int8/`` when the model's directory is read-only. The fingerprint covers the
+    fp32 file's path, size and modification time, so a changed model gets a fresh copy.
+    """
+    fingerprint = _fingerprint(model_path)
+    name = f"{model_path.stem}.int8-{fingerprint}.onnx"
+    candidates = [model_path.parent / name, Path(cache_dir) / "int8" / name]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:  # onnxruntime.quantization needs the onnx package
+        raise ConfigurationError(
+            "local_precision='int8' needs the onnx package: pip install 'aimlapi-bge[local]'"
+        ) from exc
+    target = candidates[0] if _writable(model_path.parent) else candidates[1]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        quantize_dynamic(str(model_path), str(partial), weight_type=QuantType.QInt8)
+        os.replace(partial, target)  # atomic: another process sees the whole file or none
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+# --- the model -------------------------------------------------------------------------------
+
+
+def _session(model_path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = _cores()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(
+        str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+
+
+def _batches(order: list[int], lengths: list[int]) -> Iterator[list[int]]:
+    """Cut ``order`` (positions sorted by token count) into runs within the token budget."""
+    batch: list[int] = []
+    for position in order:
+        width = lengths[position]  # the longest so far: the list is sorted
+        if batch and ((len(batch) + 1) * width > BATCH_TOKENS or len(batch) >= MAX_BATCH_TEXTS):
+            yield batch
+            batch = []
+        batch.append(position)
+    if batch:
+        yield batch
+
+
+class _LoadedModel:
+    """One ONNX Runtime session, its tokenizer, and the lock that serialises its runs."""
+
+    def __init__(self, directory: Path, model_path: Path) -> None:
+        tokenizer, _ = load_tokenizer(directory)  # fastembed's settings: truncation, pad token
+        padding: dict[str, Any] = tokenizer.padding or {}
+        self.pad_id = int(padding.get("pad_id", 0))
+        tokenizer.no_padding()  # padding is done per batch, after the global sort
+        self.tokenizer = tokenizer
+        self.session = _session(model_path)
+        self.inputs = {node.name for node in self.session.get_inputs()}
+        self.output = self.session.get_outputs()[0].name
         self.lock = threading.Lock()
 
-    def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
-        """Vectors in input order and the tokens the model saw ([CLS]/[SEP] included)."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        by_length = [texts[i] for i in order]
+    def _run(self, rows: list[list[int]]) -> np.ndarray:
+        width = max(len(row) for row in rows)
+        input_ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for index, row in enumerate(rows):
+            input_ids[index, : len(row)] = row
+            mask[index, : len(row)] = 1
+        feed = {"input_ids": input_ids, "attention_mask": mask}
+        if "token_type_ids" in self.inputs:
+            feed["token_type_ids"] = np.zeros_like(input_ids)
         with self.lock:
-            arrays = list(self.model.embed(by_length, batch_size=ONNX_BATCH))
-            tokens = self.model.token_count(by_length, batch_size=ONNX_BATCH)
-        vectors: list[list[float]] = [[] for _ in texts]
-        for position, array in zip(order, arrays, strict=True):
-            vectors[position] = array.tolist()
-        return vectors, tokens
+            hidden = self.session.run([self.output], feed)[0]
+        cls = np.asarray(hidden[:, 0], dtype=np.float32)
+        norms = np.maximum(np.linalg.norm(cls, axis=1, keepdims=True), 1e-12)
+        normalised: np.ndarray = cls / norms
+        return normalised
+
+    def embed(
+        self, texts: list[str], on_progress: Progress | None = None
+    ) -> tuple[np.ndarray, list[int]]:
+        """Vectors in input order (one row per text) and each text's token count.
+
+        Tokenised once; sorted by token count across all of ``texts``; batched by
+        :data:`BATCH_TOKENS`; one ONNX run at a time.
+        """
+        rows = [encoding.ids for encoding in self.tokenizer.encode_batch(texts)]
+        lengths = [len(row) for row in rows]
+        order = sorted(range(len(texts)), key=lengths.__getitem__)
+        vectors: np.ndarray | None = None
+        for batch in _batches(order, lengths):
+            result = self._run([rows[position] for position in batch])
+            if vectors is None:
+                vectors = np.empty((len(texts), result.shape[1]), dtype=np.float32)
+            vectors[batch] = result
+            if on_progress is not None:
+                on_progress(len(batch))
+        if vectors is None:
+            vectors = np.empty((0, DIMENSION), dtype=np.float32)
+        return vectors, lengths
 
 
-_loaded: weakref.WeakValueDictionary[tuple[str, str], _LoadedModel] = weakref.WeakValueDictionary()
+_loaded: weakref.WeakValueDictionary[tuple[str, str, str], _LoadedModel] = (
+    weakref.WeakValueDictionary()
+)
 
 
-def _load(directory: Path, model_file: str, cache_dir: str) -> _LoadedModel:
-    key = (str(directory.resolve()), model_file)
+def _load(directory: Path, model_file: str, precision: str, cache_dir: str) -> _LoadedModel:
+    key = (str(directory.resolve()), model_file, precision)
     with _load_lock:
         loaded = _loaded.get(key)
         if loaded is None:
+            model_path = directory / model_file
+            if precision == "int8":
+                try:
+                    model_path = quantised_model(model_path, cache_dir)
+                except ConfigurationError:
+                    raise
+                except Exception as exc:
+                    raise LocalModelUnavailableError(
+                        f"Could not make the int8 copy of {directory / model_file} ({exc})."
+                    ) from exc
             try:
-                model = TextEmbedding(
-                    model_name=_register(model_file),
-                    cache_dir=cache_dir,
-                    specific_model_path=str(directory),
-                )
+                loaded = _LoadedModel(directory, model_path)
             except Exception as exc:
                 raise LocalModelUnavailableError(
                     f"Could not load the ONNX model and tokenizer in {directory} ({exc})."
                 ) from exc
-            loaded = _LoadedModel(model)
             _loaded[key] = loaded
         return loaded
 
 
 class LocalBackend:
-    """Embeds batches in-process with BAAI/bge-base-en-v1.5 (or ``local_model_path``).
+    """Embeds texts in-process with BAAI/bge-base-en-v1.5 (or ``local_model_path``).
 
-    Construction only checks the settings; the model loads on the first batch. Vectors are
+    Construction only checks the settings; the model loads on the first call. Vectors are
     the [CLS] token's last hidden state, L2-normalised; usage counts the tokens the model saw
     and no credits. Safe to call from several threads and event loops at once.
+
+    :meth:`embed_all` takes a whole call (the :class:`~aimlapi_bge.Embedder` hands it every
+    distinct text at once); :meth:`embed_batch` embeds one batch the same way.
     """
 
     name = "local"
@@ -206,6 +342,7 @@ class LocalBackend:
         self._model: _LoadedModel | None = None
         self._directory: Path | None = None
         self._model_file = MODEL_FILE
+        self.precision = config.local_precision
         self.cache_dir = config.cache_dir or default_cache_dir()
         if config.local_model_path:
             self._directory = Path(config.local_model_path).expanduser()
@@ -218,14 +355,14 @@ class LocalBackend:
 
     @staticmethod
     def _check_directory(directory: Path) -> str:
-        missing = _missing(directory, tuple(_REGISTERED_NAMES))
+        missing = _missing(directory, MODEL_FILES)
         if missing:
             raise LocalModelUnavailableError(
                 f"local_model_path={str(directory)!r} lacks {', '.join(missing)}. It must hold"
                 f" the model as {MODEL_FILE} (or model.onnx) with its tokenizer files, as in"
                 f" https://huggingface.co/{HF_REPO}."
             )
-        return next(name for name in _REGISTERED_NAMES if (directory / name).is_file())
+        return next(name for name in MODEL_FILES if (directory / name).is_file())
 
     def _resolve(self) -> Path:
         """Where the model files are: ``local_model_path``, the cache, or a fresh download."""
@@ -260,13 +397,35 @@ class LocalBackend:
     def _loaded(self) -> _LoadedModel:
         with self._lock:
             if self._model is None:
-                self._model = _load(self._resolve(), self._model_file, self.cache_dir)
+                self._model = _load(
+                    self._resolve(), self._model_file, self.precision, self.cache_dir
+                )
             return self._model
+
+    def embed_all(
+        self, texts: list[str], batch_size: int, on_progress: Progress | None = None
+    ) -> list[tuple[int, int, BatchResult]]:
+        """Embed a whole call at once; the results come back as ``(start, end, result)`` for
+        consecutive slices of ``batch_size`` texts in input order (one usage "request" each).
+
+        ``on_progress(n)`` is called after each ONNX run with the number of texts it embedded.
+        """
+        array, lengths = self._loaded().embed(texts, on_progress)
+        results = []
+        for start in range(0, len(texts), batch_size):
+            end = min(len(texts), start + batch_size)
+            result = BatchResult(
+                array[start:end].tolist(),
+                prompt_tokens=sum(lengths[start:end]),
+                credits_used=0.0,
+            )
+            results.append((start, end, result))
+        return results
 
     def embed_batch(self, texts: list[str]) -> BatchResult:
         """Embed one batch in-process (loading the model on first use)."""
-        vectors, tokens = self._loaded().embed(texts)
-        return BatchResult(vectors, prompt_tokens=tokens, credits_used=0.0)
+        array, lengths = self._loaded().embed(texts)
+        return BatchResult(array.tolist(), prompt_tokens=sum(lengths), credits_used=0.0)
 
     async def aembed_batch(self, texts: list[str]) -> BatchResult:
         """Embed one batch in a worker thread, leaving the event loop free."""

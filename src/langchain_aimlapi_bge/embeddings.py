@@ -137,6 +137,9 @@ class AIMLBGEEmbeddings(CoreBacked, Embeddings):
     local_model_path: str | None = Field(
         default=None, description=setting("local_model_path").help
     )
+    local_precision: Literal["fp32", "int8"] = Field(
+        default="fp32", description=setting("local_precision").help
+    )
     http_client: Any = Field(default=None, exclude=True, description=setting("http_client").help)
     http_async_client: Any = Field(
         default=None, exclude=True, description=setting("http_async_client").help

@@ -65,7 +65,8 @@ class AIMLBGEEmbedding(CoreBacked, BaseEmbedding):
         query_instruction: Optional[str]
             Query prefix; BAAI's retrieval instruction for English BGE models by default,
             ``""`` turns it off.
-        max_retries, timeout, default_headers, backend, fallback, cache_dir, local_model_path:
+        max_retries, timeout, default_headers, backend, fallback, cache_dir, local_model_path,
+        local_precision:
             as in the LangChain adapter.
 
     Instantiate:
@@ -141,6 +142,9 @@ class AIMLBGEEmbedding(CoreBacked, BaseEmbedding):
     cache_dir: str | None = Field(default=None, description=setting("cache_dir").help)
     local_model_path: str | None = Field(
         default=None, description=setting("local_model_path").help
+    )
+    local_precision: Literal["fp32", "int8"] = Field(
+        default="fp32", description=setting("local_precision").help
     )
     http_client: Any = Field(
         default=None, exclude=True, repr=False, description=setting("http_client").help

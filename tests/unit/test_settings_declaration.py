@@ -16,7 +16,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import SecretStr
 
 from aimlapi_bge.adapter_support import adapter_fields
-from aimlapi_bge.cli import build_parser
+from aimlapi_bge.cli import LOCAL_SETTINGS, build_parser
 from aimlapi_bge.config import EmbedderConfig, resolve_config
 from aimlapi_bge.settings import SETTINGS, Setting, setting
 from langchain_aimlapi_bge import AIMLBGEEmbeddings
@@ -114,8 +114,10 @@ def test_the_framework_naming_conventions_are_kept() -> None:
     assert setting("batch_size").llama_index == "embed_batch_size"
 
 
-def _setting_options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
-    groups = [g for g in parser._action_groups if g.title == "settings (shared by all commands)"]
+def _setting_options(
+    parser: argparse.ArgumentParser, title: str = "settings (shared by all commands)"
+) -> dict[str, argparse.Action]:
+    groups = [g for g in parser._action_groups if g.title == title]
     (group,) = groups
     return {action.option_strings[0]: action for action in group._group_actions}
 
@@ -125,7 +127,13 @@ def test_every_command_has_exactly_the_declared_options() -> None:
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     declared = {item.cli_flag: item for item in SETTINGS if item.cli_flag}
     assert declared, "some settings are on the command line"
+    local_only = {"verify-local", "compare"}  # the local model's settings only
+    for name in local_only:
+        options = _setting_options(commands.choices[name], "local model")
+        assert set(options) == {item.cli_flag for item in SETTINGS if item.name in LOCAL_SETTINGS}
     for name, command in commands.choices.items():
+        if name in local_only:
+            continue
         options = _setting_options(command)
         # check's --timeout is its own overall deadline (see docs/command-line.md).
         redefined = {"--timeout"} if name == "check" else set()
