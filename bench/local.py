@@ -92,20 +92,11 @@ def _vocabulary() -> list[str]:
 
 
 def _write_tokenizer(directory: Path, vocab: list[str]) -> None:
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    # The tests' tiny model and this bench's model share one tokenizer recipe (bge's).
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from support.tiny_model import wordpiece_tokenizer
 
-    ids = {token: index for index, token in enumerate(vocab)}
-    tokenizer = Tokenizer(models.WordPiece(ids, unk_token="[UNK]", max_input_chars_per_word=100))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])],
-    )
-    tokenizer.decoder = decoders.WordPiece()
-    tokenizer.add_special_tokens(SPECIAL_TOKENS)
-    tokenizer.save(str(directory / "tokenizer.json"))
+    wordpiece_tokenizer(vocab).save(str(directory / "tokenizer.json"))
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
     specials = dict(zip(("pad", "unk", "cls", "sep", "mask"), SPECIAL_TOKENS, strict=True))
     special_map = {f"{name}_token": token for name, token in specials.items()}

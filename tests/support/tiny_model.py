@@ -38,6 +38,7 @@ __all__ = [
     "install_in_hf_cache",
     "reference_vectors",
     "token_ids",
+    "wordpiece_tokenizer",
 ]
 
 HIDDEN = 16
@@ -138,7 +139,8 @@ def _graph(weights: dict[str, np.ndarray]) -> onnx.ModelProto:
     return model
 
 
-def _tokenizer(vocab: list[str]) -> Tokenizer:
+def wordpiece_tokenizer(vocab: list[str]) -> Tokenizer:
+    """A BERT-uncased WordPiece tokenizer over ``vocab`` (special tokens first), as bge's."""
     ids = {token: index for index, token in enumerate(vocab)}
     tokenizer = Tokenizer(models.WordPiece(ids, unk_token="[UNK]", max_input_chars_per_word=100))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
@@ -158,7 +160,7 @@ def build_tiny_model(directory: Path) -> Path:
     vocab = _vocabulary()
     (directory / "onnx").mkdir(parents=True, exist_ok=True)
     onnx.save(_graph(_weights(len(vocab))), str(directory / MODEL_FILE))
-    _tokenizer(vocab).save(str(directory / "tokenizer.json"))
+    wordpiece_tokenizer(vocab).save(str(directory / "tokenizer.json"))
     specials = dict(zip(("pad", "unk", "cls", "sep", "mask"), SPECIAL_TOKENS, strict=True))
     special_map = {f"{name}_token": token for name, token in specials.items()}
     files = {
