@@ -435,14 +435,10 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def _local_embedder(args: argparse.Namespace, precision: str | None = None) -> Embedder:
-    given = {
-        name: getattr(args, name)
-        for name in LOCAL_SETTINGS
-        if getattr(args, name, None) is not None
-    }
+    given = _given_settings(args, LOCAL_SETTINGS)
     if precision:
         given["local_precision"] = precision
-    return Embedder(resolve_config(backend="local", **given))
+    return _embedder(backend="local", **given)
 
 
 def _verify_local(args: argparse.Namespace) -> int:
@@ -473,11 +469,7 @@ def _side(args: argparse.Namespace, side: str) -> Embedder:
         args.parser.error(
             f'a side is "local" (or local:fp32, local:int8) or an http(s) base URL, got {side!r}'
         )
-    model = {"model": args.model} if args.model else {}
-    config = resolve_config(base_url=side, backend="api", **model)
-    if config.key_note:
-        _say(f"note: {config.key_note}")
-    return Embedder(config)
+    return _embedder(base_url=side, backend="api", **_given_settings(args, ("model",)))
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -543,16 +535,29 @@ def _report(error: BaseException) -> int:
     return exit_code(error)
 
 
-def _make_embedder(args: argparse.Namespace) -> Embedder:
-    given = {
+def _given_settings(
+    args: argparse.Namespace, only: Collection[str] | None = None
+) -> dict[str, Any]:
+    """The settings flags given on the command line (all, or those named in ``only``)."""
+    return {
         item.name: getattr(args, item.name)
         for item in SETTINGS
-        if item.cli_flag is not None and getattr(args, item.name, None) is not None
+        if item.cli_flag is not None
+        and (only is None or item.name in only)
+        and getattr(args, item.name, None) is not None
     }
-    config = resolve_config(**given)
+
+
+def _embedder(**settings: Any) -> Embedder:
+    """An embedder from resolved ``settings``, saying why an environment key was not sent."""
+    config = resolve_config(**settings)
     if config.key_note:
         _say(f"note: {config.key_note}")
     return Embedder(config)
+
+
+def _make_embedder(args: argparse.Namespace) -> Embedder:
+    return _embedder(**_given_settings(args))
 
 
 def _is_stdio(path: Path | None) -> bool:
