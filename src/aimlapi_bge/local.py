@@ -24,9 +24,11 @@ Where the files come from, in order:
 
 How a call runs (issue 14): the texts of the whole call are tokenised once (fastembed's
 tokenizer settings: truncation at ``model_max_length``), sorted by token count, and cut into
-batches of at most :data:`BATCH_TOKENS` padded tokens (and :data:`MAX_BATCH_TEXTS` texts), so
-padding is small and memory bounded; one ONNX run at a time, with ONNX Runtime's intra-op
-threads set to the machine's cores. The token counts for usage come from that same encoding.
+ONNX runs of at most :data:`BATCH_TOKENS` padded tokens and :data:`MAX_BATCH_TEXTS` texts, a
+run ending early where the next text would pad the run's shorter texts by more than
+:data:`PADDING_PER_RUN` tokens in all (so ten short queries never ride along with a 130-token
+passage); one ONNX run at a time, with ONNX Runtime's intra-op threads set to the machine's
+cores. The token counts for usage come from that same encoding.
 Vectors go back in input order.
 
 ``local_precision="int8"`` runs a dynamically quantised copy of the graph
@@ -85,10 +87,16 @@ __all__ = [
 HF_REPO = "BAAI/bge-base-en-v1.5"
 MODEL_FILE = "onnx/model.onnx"
 DIMENSION = 768
-#: Padded tokens per ONNX run (texts x longest text of the batch, after the global sort).
-BATCH_TOKENS = 8192
+#: Padded tokens per ONNX run at most (texts x longest text of the run, after the global
+#: sort). Measured on bge-base's architecture (docs/local-backend-performance.md), the cost
+#: per token does not fall past a few hundred tokens a run and rises for wide runs of long
+#: texts, while memory grows with the run; 2048 holds four 512-token texts.
+BATCH_TOKENS = 2048
 #: Texts per ONNX run at most (short queries would otherwise make very wide batches).
 MAX_BATCH_TEXTS = 256
+#: Padding tokens a run may carry in all. Past that, one more run (about 12 ms of fixed cost
+#: on 2 cores, the time of ~13 tokens) costs less than the padding.
+PADDING_PER_RUN = 32
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 #: The model files accepted, in order of preference (root-level for optimum exports).
 MODEL_FILES = (MODEL_FILE, "model.onnx")
@@ -226,14 +234,26 @@ def _session(model_path: Path) -> ort.InferenceSession:
 
 
 def _batches(order: list[int], lengths: list[int]) -> Iterator[list[int]]:
-    """Cut ``order`` (positions sorted by token count) into runs within the token budget."""
+    """Cut ``order`` (positions sorted by token count) into ONNX runs.
+
+    A run ends before the text that would take it over :data:`BATCH_TOKENS` padded tokens or
+    :data:`MAX_BATCH_TEXTS` texts, or that would pad its shorter texts by more than
+    :data:`PADDING_PER_RUN` tokens in all (one more run is cheaper than that much padding).
+    """
     batch: list[int] = []
+    tokens = 0  # real tokens in ``batch``
     for position in order:
         width = lengths[position]  # the longest so far: the list is sorted
-        if batch and ((len(batch) + 1) * width > BATCH_TOKENS or len(batch) >= MAX_BATCH_TEXTS):
+        count = len(batch) + 1
+        if batch and (
+            count * width > BATCH_TOKENS
+            or count > MAX_BATCH_TEXTS
+            or count * width - tokens - width > PADDING_PER_RUN
+        ):
             yield batch
-            batch = []
+            batch, tokens = [], 0
         batch.append(position)
+        tokens += width
     if batch:
         yield batch
 
@@ -274,8 +294,8 @@ class _LoadedModel:
     ) -> tuple[np.ndarray, list[int]]:
         """Vectors in input order (one row per text) and each text's token count.
 
-        Tokenised once; sorted by token count across all of ``texts``; batched by
-        :data:`BATCH_TOKENS`; one ONNX run at a time.
+        Tokenised once; sorted by token count across all of ``texts``; cut into runs by
+        :func:`_batches`; one ONNX run at a time.
         """
         rows = [encoding.ids for encoding in self.tokenizer.encode_batch(texts)]
         lengths = [len(row) for row in rows]

@@ -103,10 +103,19 @@ def test_whole_call_equals_one_text_at_a_time(
     assert len(lengths) == distinct
     assert lengths == sorted(lengths)
     assert all(len(run) * max(run) <= max(budget, max(run)) for run in runs_for_the_call)
+    padding = [len(run) * max(run) - sum(run) for run in runs_for_the_call]
+    assert max(padding) <= local_module.PADDING_PER_RUN
     if budget == 40:
         assert len(runs_for_the_call) > distinct // 4  # the budget, not batch_size, cuts
-    else:
-        assert len(runs_for_the_call) == 1  # a small call is one ONNX run
+
+
+def test_a_small_call_of_similar_lengths_is_one_onnx_run(
+    tiny_model_dir: Path, onnx_runs: list[list[int]]
+) -> None:
+    texts = [f"music plays record {i}" for i in range(9)] + ["music plays", "music"]
+    vectors = local(tiny_model_dir, batch_size=2).embed(texts)
+    assert len(onnx_runs) == 1
+    np.testing.assert_allclose(vectors, reference_vectors(tiny_model_dir, texts), atol=1e-5)
 
 
 async def test_async_whole_call_equals_one_text_at_a_time(tiny_model_dir: Path) -> None:
@@ -178,7 +187,9 @@ def test_int8_goes_to_the_cache_dir_when_the_model_dir_is_read_only(
 
 
 def test_precision_is_validated_and_reaches_the_core_from_every_entry(model_copy: Path) -> None:
-    with pytest.raises(ConfigurationError, match="local_precision must be one of 'fp32', 'int8', got 'int4'"):
+    with pytest.raises(
+        ConfigurationError, match="local_precision must be one of 'fp32', 'int8', got 'int4'"
+    ):
         resolve_config(backend="local", local_precision="int4")
     path = str(model_copy)
     chain = AIMLBGEEmbeddings(backend="local", local_model_path=path, local_precision="int8")
