@@ -25,7 +25,8 @@ and a warm-up first, then the timed call; peak RSS is the child's ``ru_maxrss``)
    longest text and reached 18 GB on the full corpus, so it gets ``--fastembed-texts`` texts
    drawn evenly from the corpus (the same mix);
 5. ``floor``: raw ONNX Runtime, texts sorted by token length across the whole corpus, batches
-   of 32, intra-op threads = all cores; tokenised outside the timed loop.
+   of 32 (each round runs every ``--rounds``-th batch, see :func:`round_shares`), intra-op
+   threads = all cores; tokenised outside the timed loop.
 
 The table shows texts/s, peak RSS and the largest absolute difference between each
 candidate's vectors and ours fp32 on the texts both embedded. The last line sums it up.
@@ -212,6 +213,23 @@ def kind_of(text: str) -> str:
     return next(name for name, (_, lo, hi) in KINDS.items() if lo <= words <= hi)
 
 
+def round_shares(name: str, tokens: list[int], rounds: int) -> list[list[int]]:
+    """What each round gives a candidate: ``rounds`` lists of corpus indices, one call each.
+
+    Every candidate but the floor gets a consecutive chunk of the (shuffled) corpus, as a
+    user's call would be. The floor is the best raw ONNX Runtime can do with batches of
+    :data:`FLOOR_BATCH`: the whole corpus sorted by token count, cut into batches, and every
+    ``rounds``-th batch to a round (round r runs batches r, r + rounds, ...), so each round
+    holds every length and no batch straddles a chunk's short and long texts.
+    """
+    if name != "floor":
+        bounds = [round(r * len(tokens) / rounds) for r in range(rounds + 1)]
+        return [list(range(bounds[r], bounds[r + 1])) for r in range(rounds)]
+    order = sorted(range(len(tokens)), key=tokens.__getitem__)
+    batches = [order[i : i + FLOOR_BATCH] for i in range(0, len(order), FLOOR_BATCH)]
+    return [[i for batch in batches[r::rounds] for i in batch] for r in range(rounds)]
+
+
 def subset_indices(texts: list[str], size: int) -> list[int]:
     """``size`` indices with the corpus's mix: each kind its share (largest remainder), spread
     evenly over that kind's texts.
@@ -352,9 +370,10 @@ def _make_candidate(name: str, cache: Path) -> Any:
 def child(args: argparse.Namespace) -> None:
     """Serve one candidate: load and warm up, then embed what the parent asks for.
 
-    Protocol on stdin/stdout (library output is sent to stderr): ``ready`` once loaded;
-    ``run START END`` embeds corpus[START:END] and answers ``{"seconds": ...}``; ``subset I,J,..``
-    embeds those texts; ``quit`` writes the vectors of the ``run`` commands and the peak RSS.
+    Protocol on stdin/stdout (library output is sent to stderr): ``{"load_s": ...}`` once
+    loaded; ``run I,J,..`` embeds those corpus texts, in that order, as one call and answers
+    ``{"seconds": ...}``; ``subset I,J,..`` does the same for fastembed's subset; ``quit``
+    writes the vectors of the ``run`` commands and the peak RSS.
     """
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
@@ -370,11 +389,7 @@ def child(args: argparse.Namespace) -> None:
         command, _, rest = line.strip().partition(" ")
         if command == "quit":
             break
-        if command == "run":
-            start, end = (int(x) for x in rest.split())
-            chosen = list(range(start, end))
-        else:
-            chosen = [int(x) for x in rest.split(",")]
+        chosen = [int(x) for x in rest.split(",")]
         vectors, seconds = embed([texts[i] for i in chosen])
         if command == "run":
             indices += chosen
@@ -450,9 +465,9 @@ class Child:
         answer = self._answer()
         return float(answer["seconds"])
 
-    def run(self, start: int, end: int) -> None:
-        self.seconds += self.ask(f"run {start} {end}")
-        self.texts += end - start
+    def run(self, indices: list[int]) -> None:
+        self.seconds += self.ask("run " + ",".join(map(str, indices)))
+        self.texts += len(indices)
 
     def finish(self, out: Path) -> dict[str, Any]:
         assert self.process.stdin is not None and self.process.stdout is not None
@@ -473,13 +488,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--texts",
         type=int,
-        default=600,
-        help="corpus size; 600 takes 15-20 minutes on 2 shared cores (default: %(default)s)",
+        default=1000,
+        help="corpus size; 1000 take about 15 minutes on 2 cores (default: %(default)s)",
     )
     parser.add_argument(
         "--rounds",
         type=int,
-        default=8,
+        default=10,
         help="the corpus is cut into this many chunks; each round every candidate embeds one"
         " chunk, in rotating order, so load from other processes hits all alike"
         " (default: %(default)s)",
@@ -553,11 +568,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in interleaved:  # one at a time: loads do not overlap
         children[name] = Child(name, args, out)
         print(f"  {name} loaded in {children[name].load_s:.1f} s", flush=True)
-    bounds = [round(r * len(texts) / args.rounds) for r in range(args.rounds + 1)]
+    shares = {name: round_shares(name, tokens, args.rounds) for name in interleaved}
     for round_ in range(args.rounds):
         order = interleaved[round_ % len(interleaved) :] + interleaved[: round_ % len(interleaved)]
         for name in order:
-            children[name].run(bounds[round_], bounds[round_ + 1])
+            children[name].run(shares[name][round_])
         print(
             f"  round {round_ + 1}/{args.rounds}: "
             + ", ".join(
