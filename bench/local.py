@@ -22,8 +22,9 @@ and a warm-up first, then the timed call; peak RSS is the child's ``ru_maxrss``)
 3. ``hf``: langchain-huggingface ``HuggingFaceEmbeddings`` at its defaults on ``st/``;
 4. ``fastembed``: ``TextEmbedding(...).embed`` at its defaults on the same ONNX file (custom
    model registration), on a subset: at its defaults it pads every 256-text batch to its
-   longest text and reached 18 GB on the full corpus, so it gets ``--fastembed-texts`` texts
-   drawn evenly from the corpus (the same mix);
+   longest text and reached 18 GB on a 2,000-text corpus, so it gets ``--fastembed-texts``
+   texts with the corpus's mix (:func:`subset_indices`), and its ratio is taken against ours
+   on the same texts;
 5. ``floor``: raw ONNX Runtime, texts sorted by token length across the whole corpus, batches
    of 32 (each round runs every ``--rounds``-th batch, see :func:`round_shares`), intra-op
    threads = all cores; tokenised outside the timed loop.
