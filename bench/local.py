@@ -32,7 +32,7 @@ and a warm-up first, then the timed call; peak RSS is the child's ``ru_maxrss``)
 The table shows texts/s, peak RSS and the largest absolute difference between each
 candidate's vectors and ours fp32 on the texts both embedded. The last line sums it up.
 
-Run: ``python bench/local.py`` (or ``make bench-local``), ``--quick`` for a ~2-minute smoke run.
+Run: ``python bench/local.py`` (or ``make bench-local``), ``--quick`` for a ~4-minute smoke run.
 Needs the ``bench-local`` extra (torch, transformers, sentence-transformers,
 langchain-huggingface). Nothing here touches the network: ``HF_HUB_OFFLINE=1`` is set for
 every child.
@@ -507,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         help="fastembed's subset, with the corpus's mix of kinds (default: %(default)s)",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="~2 minutes: 200 texts in 2 rounds, 48 for fastembed"
+        "--quick", action="store_true", help="~4 minutes: 200 texts in 2 rounds, 48 for fastembed"
     )
     parser.add_argument(
         "--only", default=",".join(CANDIDATES), help="comma-separated candidates to run"
