@@ -139,7 +139,7 @@ standin: $(STAMP)
 	PYTHONPATH=tests $(PY) -m support.standin $(STANDIN_ARGS)
 
 ## make bench-local: the in-process model against HuggingFaceEmbeddings, fastembed and raw ONNX
-## Runtime on a random-weight bge-base model built offline (bench/local.py, ~15-20 min here);
+## Runtime on a random-weight bge-base model built offline (bench/local.py, ~13-15 min here);
 ## BENCH_LOCAL_ARGS=--quick for ~4 minutes. Installs the bench-local extra (torch, CPU) itself.
 $(VENV)/.installed-bench-local: pyproject.toml $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench-local]"
