@@ -235,8 +235,8 @@ def subset_indices(texts: list[str], size: int) -> list[int]:
     """``size`` indices with the corpus's mix: each kind its share (largest remainder), spread
     evenly over that kind's texts.
 
-    Spacing evenly over the shuffled corpus alone does not keep the mix: 64 of the 600
-    default texts drawn that way hold 19 short queries and 17 long passages (30% and 27%,
+    Spacing evenly over the shuffled corpus alone does not keep the mix: 64 of a 600-text
+    corpus drawn that way hold 19 short queries and 17 long passages (30% and 27%,
     not 40% and 20%), which flatters a candidate that pads every text to the longest.
     """
     if size >= len(texts):
@@ -497,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=10,
         help="the corpus is cut into this many chunks; each round every candidate embeds one"
-        " chunk, in rotating order, so load from other processes hits all alike"
+        " chunk (the floor: every ROUNDS-th of its batches), in rotating order, so load from"
+        " other processes hits all alike"
         " (default: %(default)s)",
     )
     parser.add_argument(
