@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import pytest
 
-HOOK = Path(__file__).resolve().parents[2] / "docs" / "hooks" / "settings_table.py"
+from aimlapi_bge.settings import Setting
+from support.examples import ROOT, load_script
 
 
 @pytest.fixture(scope="module")
 def hook() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("settings_table_hook", HOOK)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@dataclass(frozen=True)
-class Setting:
-    """The shape of aimlapi_bge.settings.Setting that the hook reads."""
-
-    name: str
-    annotation: str
-    default: Any
-    help: str
-    env: str | None = None
-    cli_flag: str | None = None
-    langchain: str | None = None
-    llama_index: str | None = None
-    secret: bool = False
-    default_doc: str | None = None
+    return load_script(ROOT / "docs" / "hooks" / "settings_table.py", "settings_table_hook")
 
 
 SETTINGS = (
